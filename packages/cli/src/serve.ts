@@ -1,0 +1,106 @@
+import { parseArgs } from 'node:util';
+import { assertSafeBind, ConfigError, createLogger, Gateway, loadConfig } from '@tradesync/server';
+
+const HELP = `Usage: tradesync serve [options]
+
+Runs the TradeSync gateway: REST and WebSocket (/ws) on one port.
+
+Options:
+  --host <addr>          address to bind (default 127.0.0.1)
+  --port <n>             port (default 8000; 0 picks a free one)
+  --config <file>        YAML configuration file
+  --data-dir <dir>       where the embedded engine keeps its log (default ./data)
+  --engine <name>        embedded (default) or redis
+  --redis-url <url>      Redis URL for --engine redis
+  --no-simulator         do not run the built-in trading simulator
+  --insecure             allow a non-loopback bind without auth
+  --auth-secret <s>      require JWTs signed with this HS256 secret
+  --ping-interval <s>    heartbeat interval in seconds (default 30)
+  --durability <mode>    full (fsync every append, default) or normal
+  --log-level <level>    fatal, error, warn, info (default), debug, trace, silent
+
+Settings come from flags, then TRADESYNC_* environment variables, then the
+config file, then defaults.`;
+
+export async function serve(args: string[]): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args,
+      options: {
+        host: { type: 'string' },
+        port: { type: 'string' },
+        config: { type: 'string' },
+        'data-dir': { type: 'string' },
+        engine: { type: 'string' },
+        'redis-url': { type: 'string' },
+        'no-simulator': { type: 'boolean' },
+        insecure: { type: 'boolean' },
+        'auth-secret': { type: 'string' },
+        'ping-interval': { type: 'string' },
+        durability: { type: 'string' },
+        'log-level': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+    }));
+  } catch (err) {
+    console.error(`tradesync serve: ${(err as Error).message}\n\n${HELP}`);
+    return 2;
+  }
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+
+  let config;
+  try {
+    config = loadConfig({
+      configFile: values.config,
+      env: process.env,
+      flags: {
+        host: values.host,
+        port: values.port,
+        dataDir: values['data-dir'],
+        engine: values.engine,
+        redisUrl: values['redis-url'],
+        simulator: values['no-simulator'] ? false : undefined,
+        insecure: values.insecure,
+        authSecret: values['auth-secret'],
+        pingInterval: values['ping-interval'],
+        durability: values.durability,
+        logLevel: values['log-level'],
+      },
+    });
+    assertSafeBind(config);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(`tradesync serve: ${err.message}`);
+      return 2;
+    }
+    throw err;
+  }
+
+  const log = createLogger(config.logLevel);
+  const gateway = new Gateway({ config, logger: log });
+  await gateway.start();
+  console.log(`TradeSync gateway on ${gateway.url} (WebSocket ${gateway.wsUrl}, engine ${gateway.engine.kind})`);
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ signal }, 'shutting down');
+      gateway.stop().then(
+        () => resolve(0),
+        (err: unknown) => {
+          log.error({ err }, 'shutdown failed');
+          resolve(1);
+        },
+      );
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+}

@@ -1,0 +1,226 @@
+import { z } from 'zod';
+import { IsoTime } from './decimal.js';
+import { StreamEvent } from './events.js';
+
+/* ---------------------------------------------------------------------------
+ * Client → server: `{id?, type, data?}`. Every reply echoes `id`.
+ * ------------------------------------------------------------------------- */
+
+export const ClientEnvelope = z.object({
+  id: z.string().max(128).optional(),
+  type: z.string().min(1).max(64),
+  data: z.record(z.string(), z.unknown()).optional(),
+});
+export type ClientEnvelope = z.infer<typeof ClientEnvelope>;
+
+export const StreamPositionSchema = z.object({
+  epoch: z.string().max(128),
+  offset: z.number().int().nonnegative(),
+});
+
+export const SubscribeData = z.object({
+  stream: z.string(),
+  params: z.object({ session_id: z.string().max(128).optional() }).optional(),
+  since: StreamPositionSchema.optional(),
+});
+export const UnsubscribeData = z.object({ stream: z.string() });
+export const StateSyncRequestData = z.object({
+  session_id: z.string().max(128).optional(),
+  account: z.string().max(64).optional(),
+});
+export const INITIAL_STATE_PARTS = ['portfolio', 'balances', 'orders', 'subscriptions', 'connection'] as const;
+export type InitialStatePart = (typeof INITIAL_STATE_PARTS)[number];
+export const GetInitialStateData = z.object({
+  include: z.array(z.string()).max(16).optional(),
+  account: z.string().max(64).optional(),
+});
+export const CommandData = z.looseObject({
+  action: z.string().min(1).max(64),
+  command_id: z.string().max(128).optional(),
+  account: z.string().max(64).optional(),
+});
+export type CommandData = z.infer<typeof CommandData>;
+export const AuthData = z.object({ token: z.string().min(1).max(8192) });
+export const PingData = z.record(z.string(), z.unknown());
+
+/** The data schema of each client message type. */
+export const CLIENT_MESSAGES = {
+  subscribe: SubscribeData,
+  unsubscribe: UnsubscribeData,
+  state_sync_request: StateSyncRequestData,
+  get_initial_state: GetInitialStateData,
+  command: CommandData,
+  ping: PingData,
+  auth: AuthData,
+} as const;
+export type ClientMessageType = keyof typeof CLIENT_MESSAGES;
+export type ClientMessageData<T extends ClientMessageType> = z.infer<(typeof CLIENT_MESSAGES)[T]>;
+
+export function isClientMessageType(type: string): type is ClientMessageType {
+  return Object.hasOwn(CLIENT_MESSAGES, type);
+}
+
+/* ---------------------------------------------------------------------------
+ * Server → client. Every message has `type`, `sequence_number`, `timestamp`;
+ * stream messages also `stream`, `epoch`, `offset`.
+ * ------------------------------------------------------------------------- */
+
+const base = {
+  sequence_number: z.number().int().nonnegative(),
+  timestamp: IsoTime,
+};
+const reply = { ...base, id: z.string().optional() };
+
+export const ConnectedMessage = z.looseObject({
+  type: z.literal('connected'),
+  ...base,
+  connection_id: z.uuid(),
+  heartbeat_interval: z.number().int().positive(),
+  server_version: z.string().optional(),
+  auth_required: z.boolean().optional(),
+});
+
+export const Snapshot = z.object({
+  epoch: z.string(),
+  offset: z.number().int().nonnegative(),
+  state: z.record(z.string(), z.unknown()),
+});
+export type Snapshot = z.infer<typeof Snapshot>;
+
+export const SubscribedMessage = z.looseObject({
+  type: z.literal('subscribed'),
+  ...reply,
+  stream: z.string(),
+  epoch: z.string(),
+  offset: z.number().int().nonnegative(),
+  recovered: z.boolean(),
+  events: z.array(StreamEvent).optional(),
+  snapshot: Snapshot.optional(),
+});
+export type SubscribedMessage = z.infer<typeof SubscribedMessage>;
+
+export const UnsubscribedMessage = z.looseObject({ type: z.literal('unsubscribed'), ...reply, stream: z.string() });
+
+export const StateSyncData = z.looseObject({
+  timestamp: IsoTime,
+  account: z.string().optional(),
+  session_id: z.string().nullable(),
+  positions: z.array(z.record(z.string(), z.unknown())),
+  active_signals: z.array(z.record(z.string(), z.unknown())),
+  state_machine_state: z.array(z.record(z.string(), z.unknown())),
+  indicator_values: z.record(z.string(), z.record(z.string(), z.string())),
+  pending_orders: z.array(z.record(z.string(), z.unknown())),
+  streams: z.record(z.string(), StreamPositionSchema),
+});
+export type StateSyncData = z.infer<typeof StateSyncData>;
+
+export const StateSyncResponseMessage = z.looseObject({
+  type: z.literal('state_sync_response'),
+  ...reply,
+  success: z.boolean(),
+  data: StateSyncData,
+});
+
+export const InitialStateMessage = z.looseObject({
+  type: z.literal('initial_state'),
+  ...reply,
+  success: z.literal(true),
+  data: z.record(z.string(), z.unknown()),
+});
+
+export const CommandResultMessage = z.looseObject({
+  type: z.literal('command_result'),
+  ...reply,
+  success: z.boolean(),
+  action: z.string().optional(),
+  command_id: z.string().optional(),
+  result: z.record(z.string(), z.unknown()).optional(),
+  error: z.object({ code: z.string(), message: z.string() }).optional(),
+});
+
+export const PongMessage = z.looseObject({ type: z.literal('pong'), ...reply });
+export const AuthenticatedMessage = z.looseObject({
+  type: z.literal('authenticated'),
+  ...reply,
+  subject: z.string().optional(),
+  accounts: z.union([z.array(z.string()), z.literal('*')]),
+  can_trade: z.boolean(),
+});
+
+export const ErrorMessage = z.looseObject({
+  type: z.literal('error'),
+  ...reply,
+  success: z.literal(false),
+  error: z.object({ code: z.string(), message: z.string() }),
+});
+export type ErrorMessage = z.infer<typeof ErrorMessage>;
+
+/** A live event: a stream event with the per-connection envelope fields. */
+export const EventMessage = z.looseObject({
+  ...base,
+  type: z.string(),
+  stream: z.string(),
+  epoch: z.string(),
+  offset: z.number().int().positive(),
+  data: z.record(z.string(), z.unknown()),
+});
+export type EventMessage = z.infer<typeof EventMessage>;
+
+/** Events ready at the same moment, in one frame; each keeps its own stream, epoch and offset. */
+export const BatchUpdateMessage = z.looseObject({
+  type: z.literal('batch_update'),
+  ...base,
+  events: z.array(StreamEvent),
+});
+
+export const REPLY_TYPES = [
+  'connected',
+  'subscribed',
+  'unsubscribed',
+  'state_sync_response',
+  'initial_state',
+  'command_result',
+  'pong',
+  'authenticated',
+  'error',
+  'batch_update',
+] as const;
+
+const replySchemas = {
+  connected: ConnectedMessage,
+  subscribed: SubscribedMessage,
+  unsubscribed: UnsubscribedMessage,
+  state_sync_response: StateSyncResponseMessage,
+  initial_state: InitialStateMessage,
+  command_result: CommandResultMessage,
+  pong: PongMessage,
+  authenticated: AuthenticatedMessage,
+  error: ErrorMessage,
+  batch_update: BatchUpdateMessage,
+} as const;
+
+export type ServerMessage =
+  | z.infer<typeof ConnectedMessage>
+  | z.infer<typeof SubscribedMessage>
+  | z.infer<typeof UnsubscribedMessage>
+  | z.infer<typeof StateSyncResponseMessage>
+  | z.infer<typeof InitialStateMessage>
+  | z.infer<typeof CommandResultMessage>
+  | z.infer<typeof PongMessage>
+  | z.infer<typeof AuthenticatedMessage>
+  | z.infer<typeof ErrorMessage>
+  | z.infer<typeof BatchUpdateMessage>
+  | EventMessage;
+
+/**
+ * Validates any server message (used by clients at their edge). Returns the
+ * parsed message, or the zod error for logging.
+ */
+export function parseServerMessage(value: unknown): { success: true; data: ServerMessage } | { success: false; error: z.ZodError } {
+  const type = typeof value === 'object' && value !== null ? (value as { type?: unknown }).type : undefined;
+  const schema: z.ZodType = typeof type === 'string' && Object.hasOwn(replySchemas, type)
+    ? replySchemas[type as keyof typeof replySchemas]
+    : EventMessage;
+  const result = schema.safeParse(value);
+  return result.success ? { success: true, data: result.data as ServerMessage } : { success: false, error: result.error };
+}

@@ -1,0 +1,152 @@
+import type { AddressInfo } from 'node:net';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { EventInput } from '@tradesync/protocol';
+import { createAuthenticator } from './auth.js';
+import type { CommandHandler } from './commands.js';
+import type { GatewayConfig } from './config.js';
+import type { GatewayContext } from './context.js';
+import type { Engine, StoredEvent } from './engines/engine.js';
+import { createEngine } from './engines/index.js';
+import { registerRoutes } from './http/routes.js';
+import { createLogger, type Logger } from './logger.js';
+import { Metrics } from './metrics.js';
+import { validateEvents, type PublishProblem } from './publish.js';
+import { Compactor } from './state/compaction.js';
+import { defaultMigrations, type MigrationRegistry } from './state/migrations.js';
+import { StreamStore } from './state/store.js';
+import { Fanout } from './ws/fanout.js';
+import { WebSocketGateway } from './ws/gateway.js';
+
+export interface GatewayOptions {
+  readonly config: GatewayConfig;
+  readonly logger?: Logger;
+  /** Defaults to the engine the configuration names. */
+  readonly engine?: Engine;
+  readonly migrations?: MigrationRegistry;
+  readonly commands?: CommandHandler;
+}
+
+/** Raised by `Gateway.publish` when an event is not valid for its stream. */
+export class PublishError extends Error {
+  override readonly name = 'PublishError';
+  constructor(readonly problems: readonly PublishProblem[]) {
+    super(problems.map((p) => `event ${p.index}: ${p.message}`).join('; '));
+  }
+}
+
+/**
+ * One gateway node: HTTP and WebSocket on one port, over one engine.
+ * `start()` rebuilds state from the engine before accepting anyone.
+ */
+export class Gateway {
+  readonly config: GatewayConfig;
+  readonly log: Logger;
+  readonly engine: Engine;
+  readonly metrics = new Metrics();
+  readonly store: StreamStore;
+  readonly ctx: GatewayContext;
+  readonly #http: FastifyInstance;
+  readonly #ws: WebSocketGateway;
+  readonly #compactor: Compactor;
+  readonly #fanout: Fanout;
+  #started = false;
+
+  constructor(options: GatewayOptions) {
+    this.config = options.config;
+    this.log = options.logger ?? createLogger(this.config.logLevel);
+    this.engine = options.engine ?? createEngine(this.config);
+    const migrations = options.migrations ?? defaultMigrations();
+    this.store = new StreamStore(this.engine, migrations, { memoryWindow: this.config.history.memoryWindow }, this.log);
+    this.#fanout = new Fanout(this.metrics);
+    this.ctx = {
+      config: this.config,
+      engine: this.engine,
+      store: this.store,
+      fanout: this.#fanout,
+      metrics: this.metrics,
+      auth: createAuthenticator(this.config.auth),
+      log: this.log,
+      commands: options.commands,
+    };
+    this.store.on('events', (applied) => this.#fanout.publish(applied));
+    this.#compactor = new Compactor(this.store, this.engine, this.config.history, migrations, this.log);
+    this.#ws = new WebSocketGateway(this.ctx);
+    this.#http = Fastify({ loggerInstance: this.log as FastifyBaseLogger, bodyLimit: 16 * 1024 * 1024 });
+    registerRoutes(this.#http, this.ctx, { ws: this.#ws, startedAt: new Date(), publish: (events) => this.#append(events) });
+    this.#http.server.on('upgrade', (req, socket, head) => this.#ws.handleUpgrade(req, socket, head));
+  }
+
+  /** Opens the engine, rebuilds state, then listens. Resolves to the base HTTP URL. */
+  async start(): Promise<string> {
+    await this.engine.open();
+    await this.store.load();
+    this.#compactor.start();
+    this.#ws.start();
+    await this.#http.listen({ host: this.config.host, port: this.config.port });
+    this.#started = true;
+    this.log.info({ url: this.url, engine: this.engine.kind, streams: [...this.store.entries()].length }, 'gateway listening');
+    return this.url;
+  }
+
+  get port(): number {
+    return (this.#http.server.address() as AddressInfo).port;
+  }
+
+  get url(): string {
+    const host = this.config.host.includes(':') ? `[${this.config.host}]` : this.config.host;
+    return `http://${host}:${this.port}`;
+  }
+
+  get wsUrl(): string {
+    return `${this.url.replace(/^http/, 'ws')}/ws`;
+  }
+
+  get http(): FastifyInstance {
+    return this.#http;
+  }
+
+  get connections(): WebSocketGateway['connections'] {
+    return this.#ws.connections;
+  }
+
+  setCommandHandler(handler: CommandHandler | undefined): void {
+    this.ctx.commands = handler;
+  }
+
+  /**
+   * Validates and appends events, as `POST /api/v1/events` does: for producers in the
+   * same process (the simulator). Throws PublishError when any event is invalid.
+   */
+  async publish(inputs: readonly unknown[]): Promise<readonly StoredEvent[]> {
+    const { events, problems } = validateEvents(inputs);
+    if (problems.length > 0) throw new PublishError(problems);
+    return this.#append(events);
+  }
+
+  /** Runs one compaction pass now (snapshots and history trimming). */
+  compact(now?: number): Promise<void> {
+    return this.#compactor.run(now);
+  }
+
+  async stop(): Promise<void> {
+    if (!this.#started) return;
+    this.#started = false;
+    await this.#ws.stop();
+    await this.#http.close();
+    await this.#compactor.stop();
+    try {
+      await this.#compactor.snapshotAll();
+    } catch (err) {
+      this.log.warn({ err }, 'final snapshots failed; state will be rebuilt from the log');
+    }
+    this.store.close();
+    await this.engine.close();
+    this.log.info('gateway stopped');
+  }
+
+  async #append(events: readonly EventInput[]): Promise<readonly StoredEvent[]> {
+    const stored = await this.engine.append(events);
+    for (const e of stored) this.metrics.eventsAppended.inc({ kind: e.stream.slice(0, e.stream.indexOf(':')) });
+    return stored;
+  }
+}

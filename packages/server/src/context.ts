@@ -1,0 +1,20 @@
+import type { Authenticator } from './auth.js';
+import type { CommandHandler } from './commands.js';
+import type { GatewayConfig } from './config.js';
+import type { Engine } from './engines/engine.js';
+import type { Logger } from './logger.js';
+import type { Metrics } from './metrics.js';
+import type { StreamStore } from './state/store.js';
+import type { Fanout } from './ws/fanout.js';
+
+/** The parts of a running gateway that request handlers (WebSocket and HTTP) use. */
+export interface GatewayContext {
+  readonly config: GatewayConfig;
+  readonly engine: Engine;
+  readonly store: StreamStore;
+  readonly fanout: Fanout;
+  readonly metrics: Metrics;
+  readonly auth: Authenticator;
+  readonly log: Logger;
+  commands: CommandHandler | undefined;
+}

@@ -1,0 +1,374 @@
+import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import type { EventInput } from '@tradesync/protocol';
+import {
+  EngineUnavailableError,
+  type Engine,
+  type EngineHealth,
+  type ReadResult,
+  type StoredEvent,
+  type StoredSnapshot,
+  type StreamHead,
+} from './engine.js';
+
+export interface EmbeddedEngineOptions {
+  /** Directory holding `tradesync.db` (created recursively). */
+  readonly dataDir: string;
+  /**
+   * `full` (default): `synchronous=FULL`, an event is durable once `append` resolves,
+   * even across kill -9 and power loss. `normal`: `synchronous=NORMAL`, survives a
+   * process crash but the last commits may be lost on power loss.
+   */
+  readonly durability?: 'full' | 'normal';
+  /** Told when an `onAppend` listener throws; listener errors never fail an append. */
+  readonly onListenerError?: (error: unknown) => void;
+}
+
+export const DB_FILE = 'tradesync.db';
+
+/** How long a statement waits for a lock held by another connection before failing. */
+const BUSY_TIMEOUT_MS = 5000;
+
+const SCHEMA = `
+  CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+  ) WITHOUT ROWID;
+  CREATE TABLE IF NOT EXISTS streams (
+    name  TEXT PRIMARY KEY,
+    epoch TEXT NOT NULL,
+    head  INTEGER NOT NULL,
+    first INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE TABLE IF NOT EXISTS events (
+    stream    TEXT NOT NULL,
+    offset    INTEGER NOT NULL,
+    type      TEXT NOT NULL,
+    data      TEXT NOT NULL,
+    timestamp TEXT NOT NULL,
+    PRIMARY KEY (stream, offset)
+  ) WITHOUT ROWID;
+  CREATE TABLE IF NOT EXISTS snapshots (
+    stream         TEXT PRIMARY KEY,
+    epoch          TEXT NOT NULL,
+    offset         INTEGER NOT NULL,
+    schema_version INTEGER NOT NULL,
+    state          TEXT NOT NULL,
+    created_at     TEXT NOT NULL
+  ) WITHOUT ROWID;
+`;
+
+interface StreamRow {
+  epoch: string;
+  head: number;
+  first: number;
+}
+interface EventRow {
+  offset: number;
+  type: string;
+  data: string;
+  timestamp: string;
+}
+interface SnapshotRow {
+  epoch: string;
+  offset: number;
+  schema_version: number;
+  state: string;
+  created_at: string;
+}
+
+/** Every statement, prepared once at `open`. */
+function prepareStatements(db: Database.Database) {
+  return {
+    getStream: db.prepare<[string], StreamRow>('SELECT epoch, head, first FROM streams WHERE name = ?'),
+    insertStream: db.prepare<[string, string]>('INSERT INTO streams (name, epoch, head, first) VALUES (?, ?, 0, 1)'),
+    setHead: db.prepare<[number, string]>('UPDATE streams SET head = ? WHERE name = ?'),
+    setFirst: db.prepare<[number, string]>('UPDATE streams SET first = ? WHERE name = ?'),
+    listStreams: db.prepare<[], { name: string }>('SELECT name FROM streams ORDER BY name'),
+    insertEvent: db.prepare<[string, number, string, string, string]>(
+      'INSERT INTO events (stream, offset, type, data, timestamp) VALUES (?, ?, ?, ?, ?)',
+    ),
+    readEvents: db.prepare<[string, number, number], EventRow>(
+      'SELECT offset, type, data, timestamp FROM events WHERE stream = ? AND offset > ? ORDER BY offset LIMIT ?',
+    ),
+    deleteUpTo: db.prepare<[string, number]>('DELETE FROM events WHERE stream = ? AND offset <= ?'),
+    offsetBefore: db.prepare<[string, string], { offset: number | null }>(
+      'SELECT MAX(offset) AS offset FROM events WHERE stream = ? AND timestamp < ?',
+    ),
+    upsertSnapshot: db.prepare<[string, string, number, number, string, string]>(
+      `INSERT INTO snapshots (stream, epoch, offset, schema_version, state, created_at) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (stream) DO UPDATE SET epoch = excluded.epoch, offset = excluded.offset,
+         schema_version = excluded.schema_version, state = excluded.state, created_at = excluded.created_at`,
+    ),
+    getSnapshot: db.prepare<[string], SnapshotRow>(
+      'SELECT epoch, offset, schema_version, state, created_at FROM snapshots WHERE stream = ?',
+    ),
+    ping: db.prepare<[], { one: number }>('SELECT 1 AS one'),
+  };
+}
+type Statements = ReturnType<typeof prepareStatements>;
+
+interface OpenState {
+  readonly db: Database.Database;
+  readonly stmts: Statements;
+  /** The database epoch: new streams take it; it changes only with a new database file. */
+  readonly epoch: string;
+  readonly appendTx: (events: readonly EventInput[], timestamp: string) => StoredEvent[];
+  readonly trimTx: (stream: string, upTo: number) => number;
+}
+
+/** SQLite result codes that mean "storage unreachable right now" rather than a bug. */
+const UNAVAILABLE_CODES = /^SQLITE_(BUSY|LOCKED|IOERR|FULL|CANTOPEN|READONLY|CORRUPT|NOTADB)/;
+
+/**
+ * The single-node engine: one SQLite file in WAL mode. better-sqlite3 is synchronous,
+ * so every method does its work before its promise is created: an append, its commit
+ * and its listeners run without any other engine call interleaving.
+ */
+export class EmbeddedEngine implements Engine {
+  readonly kind = 'embedded';
+
+  private readonly dataDir: string;
+  private readonly durability: 'full' | 'normal';
+  private readonly onListenerError: ((error: unknown) => void) | undefined;
+  private readonly appendListeners = new Set<(events: readonly StoredEvent[]) => void>();
+  private readonly resetListeners = new Set<(stream: string, head: StreamHead) => void>();
+  private state: OpenState | undefined;
+  private closed = false;
+
+  constructor(options: EmbeddedEngineOptions) {
+    this.dataDir = options.dataDir;
+    this.durability = options.durability ?? 'full';
+    this.onListenerError = options.onListenerError;
+  }
+
+  async open(): Promise<void> {
+    if (this.closed) throw new EngineUnavailableError('embedded engine is closed');
+    if (this.state) return;
+    mkdirSync(this.dataDir, { recursive: true });
+    const db = new Database(path.join(this.dataDir, DB_FILE));
+    try {
+      db.pragma('journal_mode = WAL');
+      // FULL fsyncs the WAL on every commit: what makes "append resolved" mean durable.
+      db.pragma(`synchronous = ${this.durability === 'full' ? 'FULL' : 'NORMAL'}`);
+      db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+      db.exec(SCHEMA);
+      const epoch = loadOrCreateEpoch(db);
+      const stmts = prepareStatements(db);
+      this.state = {
+        db,
+        stmts,
+        epoch,
+        appendTx: db.transaction((events: readonly EventInput[], timestamp: string) =>
+          appendInTx(stmts, epoch, events, timestamp),
+        ),
+        trimTx: db.transaction((stream: string, upTo: number) => trimInTx(stmts, stream, upTo)),
+      };
+    } catch (error) {
+      db.close();
+      throw error;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const state = this.state;
+    this.state = undefined;
+    state?.db.close();
+  }
+
+  async append(events: readonly EventInput[]): Promise<StoredEvent[]> {
+    if (events.length === 0) return [];
+    const { appendTx } = this.open_();
+    // One timestamp per call: the events of one append happened at the same instant.
+    const stored = guard(() => appendTx(events, new Date().toISOString()));
+    // Only after the commit: listeners must never hear of an event that could roll back.
+    this.notifyAppend(stored);
+    return stored;
+  }
+
+  async read(stream: string, after: number, limit: number): Promise<ReadResult> {
+    const { stmts, epoch } = this.open_();
+    return guard(() => {
+      const head = headOf(stmts, epoch, stream);
+      // The events right after `after` are gone: the caller needs a snapshot instead.
+      if (after < head.first - 1) return { trimmed: true } as const;
+      if (limit <= 0 || after >= head.offset) return { trimmed: false, events: [] };
+      const rows = stmts.readEvents.all(stream, after, limit);
+      return { trimmed: false, events: rows.map((row) => toStoredEvent(stream, head.epoch, row)) };
+    });
+  }
+
+  async head(stream: string): Promise<StreamHead> {
+    const { stmts, epoch } = this.open_();
+    return guard(() => headOf(stmts, epoch, stream));
+  }
+
+  async streams(): Promise<string[]> {
+    const { stmts } = this.open_();
+    return guard(() => stmts.listStreams.all().map((row) => row.name));
+  }
+
+  async saveSnapshot(snapshot: StoredSnapshot): Promise<void> {
+    const { stmts } = this.open_();
+    guard(() =>
+      stmts.upsertSnapshot.run(
+        snapshot.stream,
+        snapshot.epoch,
+        snapshot.offset,
+        snapshot.schemaVersion,
+        JSON.stringify(snapshot.state),
+        snapshot.createdAt,
+      ),
+    );
+  }
+
+  async loadSnapshot(stream: string): Promise<StoredSnapshot | undefined> {
+    const { stmts } = this.open_();
+    const row = guard(() => stmts.getSnapshot.get(stream));
+    if (!row) return undefined;
+    return {
+      stream,
+      epoch: row.epoch,
+      offset: row.offset,
+      schemaVersion: row.schema_version,
+      state: JSON.parse(row.state) as unknown,
+      createdAt: row.created_at,
+    };
+  }
+
+  async trim(stream: string, upTo: number): Promise<number> {
+    const { trimTx } = this.open_();
+    return guard(() => trimTx(stream, upTo));
+  }
+
+  async offsetBefore(stream: string, time: string): Promise<number> {
+    const { stmts } = this.open_();
+    // ISO UTC strings with a Z compare like the instants they name.
+    return guard(() => stmts.offsetBefore.get(stream, time)?.offset ?? 0);
+  }
+
+  onAppend(listener: (events: readonly StoredEvent[]) => void): () => void {
+    this.appendListeners.add(listener);
+    return () => this.appendListeners.delete(listener);
+  }
+
+  /** Kept for the interface only: a local file's history cannot vanish under a running process. */
+  onReset(listener: (stream: string, head: StreamHead) => void): () => void {
+    this.resetListeners.add(listener);
+    return () => this.resetListeners.delete(listener);
+  }
+
+  async health(): Promise<EngineHealth> {
+    if (!this.state) return { ok: false, detail: this.closed ? 'closed' : 'not open' };
+    try {
+      this.state.stmts.ping.get();
+      return { ok: true };
+    } catch (error) {
+      return { ok: false, detail: error instanceof Error ? error.message : String(error) };
+    }
+  }
+
+  /** The open database, or the error every call makes after `close` (or before `open`). */
+  private open_(): OpenState {
+    if (!this.state) throw new EngineUnavailableError(`embedded engine is ${this.closed ? 'closed' : 'not open'}`);
+    return this.state;
+  }
+
+  private notifyAppend(stored: readonly StoredEvent[]): void {
+    // A copy: a listener may unsubscribe (itself or another) while we iterate.
+    for (const listener of [...this.appendListeners]) {
+      try {
+        listener(stored);
+      } catch (error) {
+        this.onListenerError?.(error);
+      }
+    }
+  }
+}
+
+/** Reads the database epoch, creating it with the database: it must never change afterwards. */
+function loadOrCreateEpoch(db: Database.Database): string {
+  db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run('epoch', randomBytes(8).toString('hex'));
+  const row = db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?').get('epoch');
+  if (!row) throw new Error('database epoch missing after creation');
+  return row.value;
+}
+
+function headOf(stmts: Statements, dbEpoch: string, stream: string): StreamHead {
+  const row = stmts.getStream.get(stream);
+  // A stream never appended to would be created with the database epoch, so report that.
+  if (!row) return { epoch: dbEpoch, offset: 0, first: 1 };
+  return { epoch: row.epoch, offset: row.head, first: row.first };
+}
+
+/** Runs inside the append transaction: offsets stay dense because head and insert commit together. */
+function appendInTx(
+  stmts: Statements,
+  dbEpoch: string,
+  events: readonly EventInput[],
+  timestamp: string,
+): StoredEvent[] {
+  const heads = new Map<string, { epoch: string; head: number }>();
+  const stored = events.map((event): StoredEvent => {
+    let current = heads.get(event.stream);
+    if (!current) {
+      const row = stmts.getStream.get(event.stream);
+      if (row) {
+        current = { epoch: row.epoch, head: row.head };
+      } else {
+        stmts.insertStream.run(event.stream, dbEpoch);
+        current = { epoch: dbEpoch, head: 0 };
+      }
+      heads.set(event.stream, current);
+    }
+    current.head += 1;
+    stmts.insertEvent.run(event.stream, current.head, event.type, JSON.stringify(event.data), timestamp);
+    return {
+      type: event.type,
+      stream: event.stream,
+      epoch: current.epoch,
+      offset: current.head,
+      timestamp,
+      // The input object itself: the gateway validated it as plain JSON, so it equals what a read returns.
+      data: event.data,
+    };
+  });
+  for (const [stream, { head }] of heads) stmts.setHead.run(head, stream);
+  return stored;
+}
+
+function trimInTx(stmts: Statements, stream: string, upTo: number): number {
+  const row = stmts.getStream.get(stream);
+  if (!row) return 0;
+  // `first` never passes head + 1, so the next append's event stays readable.
+  const first = Math.min(Math.max(row.first, upTo + 1), row.head + 1);
+  const deleted = stmts.deleteUpTo.run(stream, first - 1).changes;
+  if (first !== row.first) stmts.setFirst.run(first, stream);
+  return deleted;
+}
+
+function toStoredEvent(stream: string, epoch: string, row: EventRow): StoredEvent {
+  return {
+    type: row.type,
+    stream,
+    epoch,
+    offset: row.offset,
+    timestamp: row.timestamp,
+    data: JSON.parse(row.data) as Record<string, unknown>,
+  };
+}
+
+/** Turns "storage unreachable" SQLite errors into the error the HTTP layer answers 503 to. */
+function guard<T>(work: () => T): T {
+  try {
+    return work();
+  } catch (error) {
+    if (error instanceof Database.SqliteError && UNAVAILABLE_CODES.test(error.code)) {
+      throw new EngineUnavailableError(error.message, { cause: error });
+    }
+    throw error;
+  }
+}

@@ -1,0 +1,215 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { CommandData, ErrorCode, isValidAccount, parseStream, type EventInput, type SignalsState } from '@tradesync/protocol';
+import { AuthError, ANONYMOUS, canReadStream, canUseAccount, type Principal } from '../auth.js';
+import type { GatewayContext } from '../context.js';
+import { EngineUnavailableError, type StoredEvent } from '../engines/engine.js';
+import { validateEvents } from '../publish.js';
+import { buildStateSync } from '../state/views.js';
+import type { WebSocketGateway } from '../ws/gateway.js';
+
+/** The REST half of the contract, on the same port as `/ws`. */
+export interface RouteDeps {
+  readonly ws: WebSocketGateway;
+  readonly startedAt: Date;
+  /** Appends already validated events (counted in metrics). */
+  readonly publish: (events: readonly EventInput[]) => Promise<readonly StoredEvent[]>;
+}
+
+export function registerRoutes(app: FastifyInstance, ctx: GatewayContext, { ws, startedAt, publish }: RouteDeps): void {
+  const error = (reply: FastifyReply, status: number, code: string, message: string, extra: Record<string, unknown> = {}) =>
+    reply.code(status).send({ success: false, error: { code, message }, ...extra });
+
+  /** The caller's principal from `Authorization: Bearer` or `?token=`; undefined after replying 401. */
+  const principalOf = async (req: FastifyRequest, reply: FastifyReply): Promise<Principal | undefined> => {
+    if (!ctx.auth.required) return ANONYMOUS;
+    const header = req.headers.authorization;
+    const token = header?.startsWith('Bearer ') ? header.slice(7) : (req.query as { token?: string }).token;
+    if (!token) {
+      error(reply, 401, ErrorCode.UNAUTHORIZED, 'a bearer token is required');
+      return undefined;
+    }
+    try {
+      return await ctx.auth.verify(token);
+    } catch (err) {
+      if (err instanceof AuthError && err.reason === 'unavailable') error(reply, 503, ErrorCode.UNAVAILABLE, err.message);
+      else error(reply, 401, ErrorCode.UNAUTHORIZED, err instanceof AuthError ? err.message : 'invalid token');
+      return undefined;
+    }
+  };
+
+  const accountOf = (req: FastifyRequest, reply: FastifyReply, principal: Principal): string | undefined => {
+    const named = (req.query as { account?: string }).account;
+    const accounts = principal.accounts;
+    const account = named ?? (accounts !== '*' && accounts.length === 1 ? accounts[0] : ctx.config.defaultAccount);
+    if (account === undefined || !isValidAccount(account)) {
+      error(reply, 400, ErrorCode.INVALID_MESSAGE, `invalid account "${String(account)}"`);
+      return undefined;
+    }
+    if (!canUseAccount(principal, account)) {
+      error(reply, 403, ErrorCode.FORBIDDEN, `not allowed to use account ${account}`);
+      return undefined;
+    }
+    return account;
+  };
+
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    if (err instanceof EngineUnavailableError) return error(reply, 503, ErrorCode.UNAVAILABLE, 'the event log is unavailable');
+    const status = (err as { statusCode?: number }).statusCode;
+    if (status && status >= 400 && status < 500) return error(reply, status, ErrorCode.INVALID_MESSAGE, err.message);
+    req.log.error({ err }, 'request failed');
+    return error(reply, 500, ErrorCode.INTERNAL, 'internal error');
+  });
+
+  app.get('/health', async (_req, reply) => {
+    const engine = await ctx.engine.health();
+    return reply.code(engine.ok ? 200 : 503).send({
+      status: engine.ok ? 'ok' : 'unhealthy',
+      engine: { kind: ctx.engine.kind, ...engine },
+      connections: ws.connections.size,
+      streams: [...ctx.store.entries()].length,
+      uptime_seconds: Math.round((Date.now() - startedAt.getTime()) / 1000),
+      timestamp: new Date().toISOString(),
+    });
+  });
+
+  app.get('/metrics', async (_req, reply) => {
+    return reply.type(ctx.metrics.registry.contentType).send(await ctx.metrics.registry.metrics());
+  });
+
+  app.get('/api/state/snapshot', async (req, reply) => {
+    const principal = await principalOf(req, reply);
+    if (!principal) return reply;
+    const account = accountOf(req, reply, principal);
+    if (!account) return reply;
+    const sessionId = (req.query as { session_id?: string }).session_id || undefined;
+    return buildStateSync(ctx.store, account, sessionId);
+  });
+
+  app.get('/api/v1/signals', async (req, reply) => {
+    const principal = await principalOf(req, reply);
+    if (!principal) return reply;
+    const account = accountOf(req, reply, principal);
+    if (!account) return reply;
+    const since = (req.query as { since?: string }).since;
+    const sinceMs = since === undefined ? 0 : Date.parse(since);
+    if (Number.isNaN(sinceMs)) return error(reply, 400, ErrorCode.INVALID_MESSAGE, 'since must be an ISO-8601 time');
+    const state = ctx.store.stateOf(`signals:${account}`) as SignalsState;
+    const signals = Object.values(state.signals).filter((s) => {
+      const at = Date.parse(String(s.updated_at ?? s.created_at ?? s.timestamp ?? ''));
+      return Number.isNaN(at) ? since === undefined : at >= sinceMs;
+    });
+    const entry = ctx.store.get(`signals:${account}`);
+    return { account, signals, epoch: entry?.epoch ?? null, offset: entry?.head ?? 0 };
+  });
+
+  app.get('/api/v1/streams/:stream/events', async (req, reply) => {
+    const principal = await principalOf(req, reply);
+    if (!principal) return reply;
+    const { stream } = req.params as { stream: string };
+    const ref = parseStream(stream);
+    if (!ref) return error(reply, 400, ErrorCode.INVALID_STREAM, `unknown or malformed stream "${stream}"`);
+    if (!canReadStream(principal, ref)) return error(reply, 403, ErrorCode.FORBIDDEN, `not allowed to read ${stream}`);
+    const query = z
+      .object({ after: z.coerce.number().int().nonnegative().default(0), limit: z.coerce.number().int().min(1).max(10_000).default(1000) })
+      .safeParse(req.query);
+    if (!query.success) return error(reply, 400, ErrorCode.INVALID_MESSAGE, 'after and limit must be non-negative integers (limit at most 10000)');
+    const head = await ctx.engine.head(stream);
+    const result = await ctx.engine.read(stream, query.data.after, query.data.limit);
+    if (result.trimmed) {
+      return error(reply, 410, ErrorCode.HISTORY_TRIMMED, `events after ${query.data.after} are no longer kept; take a snapshot`, {
+        epoch: head.epoch,
+        first_offset: head.first,
+        head: head.offset,
+      });
+    }
+    return { stream, epoch: head.epoch, head: head.offset, first_offset: head.first, events: result.events };
+  });
+
+  app.post('/api/v1/events', async (req, reply) => {
+    const principal = await principalOf(req, reply);
+    if (!principal) return reply;
+    if (!principal.canPublish) return error(reply, 403, ErrorCode.FORBIDDEN, 'this token may not publish');
+    const body = req.body as unknown;
+    const list = Array.isArray(body) ? body : (body as { events?: unknown } | null)?.events;
+    if (!Array.isArray(list) || list.length === 0) {
+      return error(reply, 400, ErrorCode.INVALID_MESSAGE, 'send a non-empty JSON array of {stream, type, data} (or {events: [...]})');
+    }
+    if (list.length > 10_000) return error(reply, 413, ErrorCode.PAYLOAD_TOO_LARGE, 'at most 10000 events per request');
+    const { events, problems } = validateEvents(list);
+    if (problems.length > 0) {
+      const first = problems[0]!;
+      return error(reply, 400, first.code, `event ${first.index}: ${first.message}`, { problems });
+    }
+    for (const event of events) {
+      const ref = parseStream(event.stream)!;
+      if (ref.kind !== 'market' && !canUseAccount(principal, ref.account)) {
+        return error(reply, 403, ErrorCode.FORBIDDEN, `not allowed to publish to ${event.stream}`);
+      }
+    }
+    const stored = await publish(events);
+    return { success: true, offsets: stored.map((e) => ({ stream: e.stream, epoch: e.epoch, offset: e.offset, type: e.type })) };
+  });
+
+  app.post('/api/v1/commands', async (req, reply) => {
+    const principal = await principalOf(req, reply);
+    if (!principal) return reply;
+    if (!principal.canTrade) return error(reply, 403, ErrorCode.FORBIDDEN, 'this token may not trade');
+    const parsed = CommandData.safeParse(req.body);
+    if (!parsed.success) return error(reply, 400, ErrorCode.INVALID_MESSAGE, 'a command needs {action: string, ...}');
+    const command = parsed.data;
+    const account = command.account ?? accountOf(req, reply, principal);
+    if (!account) return reply;
+    if (!isValidAccount(account) || !canUseAccount(principal, account)) return error(reply, 403, ErrorCode.FORBIDDEN, `not allowed to use account ${account}`);
+    const handler = ctx.commands;
+    if (!handler || !handler.actions.includes(command.action)) {
+      return error(reply, 400, ErrorCode.UNKNOWN_COMMAND, `unknown command "${command.action}"`);
+    }
+    const outcome = await handler.handle(command, { principal, account });
+    return reply.code(outcome.success ? 200 : 422).send({ type: 'command_result', action: command.action, command_id: command.command_id, ...outcome });
+  });
+
+  const LogEntry = z.looseObject({ level: z.string(), message: z.string().max(10_000) });
+  app.post('/api/logs', async (req, reply) => {
+    const body = req.body as unknown;
+    const list = Array.isArray(body) ? body : (body as { logs?: unknown } | null)?.logs;
+    if (!Array.isArray(list) || list.length > 1000) return error(reply, 400, ErrorCode.INVALID_MESSAGE, 'send {logs: [{level, message, ...}]} (at most 1000)');
+    let accepted = 0;
+    let rejected = 0;
+    for (const raw of list) {
+      const entry = LogEntry.safeParse(raw);
+      const level = entry.success ? entry.data.level.toLowerCase() : '';
+      // Only WARN and ERROR belong in the server's log; debug stays in the browser console.
+      if (!entry.success || (level !== 'warn' && level !== 'warning' && level !== 'error')) {
+        rejected++;
+        continue;
+      }
+      const { message, level: _level, ...context } = entry.data;
+      ctx.log[level === 'error' ? 'error' : 'warn']({ source: 'dashboard', ...context }, message);
+      accepted++;
+    }
+    return { success: true, accepted, rejected };
+  });
+
+  app.get('/api/admin/websocket/connections', async (req, reply) => {
+    const principal = await principalOf(req, reply);
+    if (!principal) return reply;
+    if (principal.accounts !== '*') return error(reply, 403, ErrorCode.FORBIDDEN, 'admin only (a token with accounts "*")');
+    return {
+      count: ws.connections.size,
+      connections: [...ws.connections].map((c) => ({
+        connection_id: c.id,
+        connected_at: c.connectedAt.toISOString(),
+        subject: c.principal.subject,
+        authenticated: c.authenticated,
+        subscriptions: [...c.subscriptions.values()].map((s) => ({ stream: s.stream, epoch: s.epoch, offset: s.delivered })),
+        messages_in: c.messagesIn,
+        frames_out: c.framesOut,
+        events_out: c.eventsOut,
+        last_sequence_number: c.lastSequenceNumber,
+        last_seen: new Date(c.lastSeen).toISOString(),
+        buffered_bytes: c.socket.bufferedAmount,
+      })),
+    };
+  });
+}

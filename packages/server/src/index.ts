@@ -1,0 +1,11 @@
+export { Gateway, PublishError, type GatewayOptions } from './app.js';
+export { loadConfig, assertSafeBind, isLoopback, ConfigError, DEFAULT_CONFIG, type GatewayConfig, type ConfigFlags } from './config.js';
+export { createAuthenticator, canReadStream, canUseAccount, AuthError, ANONYMOUS, type Principal, type Authenticator } from './auth.js';
+export type { Engine, StoredEvent, StreamHead, ReadResult, StoredSnapshot, EngineHealth } from './engines/engine.js';
+export { EngineUnavailableError } from './engines/engine.js';
+export { EmbeddedEngine } from './engines/embedded.js';
+export { createEngine } from './engines/index.js';
+export type { CommandHandler, CommandContext, CommandOutcome } from './commands.js';
+export { createLogger, type Logger } from './logger.js';
+export { MigrationRegistry, CURRENT_STATE_VERSION, type Migration } from './state/migrations.js';
+export { validateEvents } from './publish.js';

@@ -1,0 +1,46 @@
+import { EVENT_TYPES, EventInput, isEventType, parseStream } from '@tradesync/protocol';
+
+export interface PublishProblem {
+  readonly index: number;
+  readonly code: 'INVALID_STREAM' | 'INVALID_EVENT';
+  readonly message: string;
+}
+
+/**
+ * Checks what a producer wants to append, all or nothing: a stream of a known kind,
+ * an event type of that kind, and data valid for that type. Returns the problems
+ * (empty when everything may be appended).
+ */
+export function validateEvents(inputs: readonly unknown[]): { events: EventInput[]; problems: PublishProblem[] } {
+  const events: EventInput[] = [];
+  const problems: PublishProblem[] = [];
+  inputs.forEach((raw, index) => {
+    const shape = EventInput.safeParse(raw);
+    if (!shape.success) {
+      problems.push({ index, code: 'INVALID_EVENT', message: 'an event needs {stream: string, type: string, data: object}' });
+      return;
+    }
+    const { stream, type, data } = shape.data;
+    const ref = parseStream(stream);
+    if (!ref) {
+      problems.push({ index, code: 'INVALID_STREAM', message: `unknown or malformed stream "${stream}"` });
+      return;
+    }
+    if (!isEventType(type) || EVENT_TYPES[type].kind !== ref.kind) {
+      problems.push({ index, code: 'INVALID_EVENT', message: `event type "${type}" does not belong to a ${ref.kind} stream` });
+      return;
+    }
+    const parsed = EVENT_TYPES[type].data.safeParse(data);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      problems.push({ index, code: 'INVALID_EVENT', message: `${type}: ${issue ? `${issue.path.join('.') || 'data'}: ${issue.message}` : 'invalid data'}` });
+      return;
+    }
+    if (ref.kind === 'market' && (parsed.data as { symbol?: unknown }).symbol !== ref.symbol) {
+      problems.push({ index, code: 'INVALID_EVENT', message: `market:tick for ${String((parsed.data as { symbol?: unknown }).symbol)} on stream ${stream}` });
+      return;
+    }
+    events.push({ stream, type, data: parsed.data as Record<string, unknown> });
+  });
+  return { events, problems };
+}

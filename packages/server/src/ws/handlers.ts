@@ -1,0 +1,240 @@
+import {
+  CLIENT_MESSAGES,
+  ClientEnvelope,
+  CloseCode,
+  ErrorCode,
+  INITIAL_STATE_PARTS,
+  isClientMessageType,
+  isValidAccount,
+  parseStream,
+  type ClientMessageData,
+  type ClientMessageType,
+  type InitialStatePart,
+} from '@tradesync/protocol';
+import { AuthError, canReadStream, canUseAccount, type Principal } from '../auth.js';
+import { EngineUnavailableError } from '../engines/engine.js';
+import { balancesPart, buildStateSync, ordersPart, portfolioPart } from '../state/views.js';
+import type { GatewayContext } from '../context.js';
+import type { Connection } from './connection.js';
+import { planSubscription, prefetchMissed } from './resume.js';
+
+type Handler<T extends ClientMessageType> = (conn: Connection, data: ClientMessageData<T>, id: string | undefined) => Promise<void> | void;
+
+/**
+ * Turns each client frame into exactly one reply (or one error) on the same
+ * connection. A bad message gets an error and the connection stays usable; only
+ * abuse (oversize frames, a sustained flood) closes it.
+ */
+export class MessageHandlers {
+  constructor(private readonly ctx: GatewayContext) {}
+
+  async handle(conn: Connection, raw: string, bytes: number): Promise<void> {
+    conn.messagesIn++;
+    conn.lastSeen = Date.now();
+    const { limits } = this.ctx.config;
+    if (bytes > limits.maxPayloadBytes) {
+      conn.sendError(ErrorCode.PAYLOAD_TOO_LARGE, `frame of ${bytes} bytes exceeds the limit of ${limits.maxPayloadBytes}`);
+      conn.close(CloseCode.MESSAGE_TOO_BIG, 'message too big');
+      return;
+    }
+    if (!conn.limiter.take()) {
+      // Answer the first few drops so the client knows; a flood that goes on is abuse.
+      if (++conn.rateLimitedInWindow > limits.messageBurst) {
+        conn.close(CloseCode.POLICY_VIOLATION, 'message rate limit exceeded');
+      } else {
+        conn.sendError(ErrorCode.RATE_LIMITED, `more than ${limits.messagesPerSecond} messages per second; message dropped`);
+      }
+      return;
+    }
+    conn.rateLimitedInWindow = 0;
+
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(raw);
+    } catch {
+      conn.sendError(ErrorCode.INVALID_MESSAGE, 'frame is not valid JSON');
+      return;
+    }
+    const envelope = ClientEnvelope.safeParse(parsed);
+    if (!envelope.success) {
+      const id = typeof (parsed as { id?: unknown } | null)?.id === 'string' ? (parsed as { id: string }).id : undefined;
+      conn.sendError(ErrorCode.INVALID_MESSAGE, describe(envelope.error.issues, 'message'), id);
+      return;
+    }
+    const { id, type } = envelope.data;
+    const log = conn.log.child({ msg_type: type, request_id: id });
+    if (!isClientMessageType(type)) {
+      this.ctx.metrics.messagesIn.inc({ type: 'unknown' });
+      conn.sendError(ErrorCode.UNKNOWN_TYPE, `unknown message type "${type}"`, id);
+      return;
+    }
+    this.ctx.metrics.messagesIn.inc({ type });
+    if (!conn.authenticated && type !== 'auth' && type !== 'ping') {
+      conn.sendError(ErrorCode.UNAUTHORIZED, 'authenticate first: send {"type":"auth","data":{"token":"…"}}', id);
+      return;
+    }
+    const data = CLIENT_MESSAGES[type].safeParse(envelope.data.data ?? {});
+    if (!data.success) {
+      conn.sendError(ErrorCode.INVALID_MESSAGE, describe(data.error.issues, type), id);
+      return;
+    }
+    log.debug('message');
+    try {
+      await (this.#handlers[type] as Handler<typeof type>)(conn, data.data as never, id);
+    } catch (err) {
+      if (err instanceof EngineUnavailableError) {
+        conn.sendError(ErrorCode.UNAVAILABLE, 'the event log is unavailable; try again shortly', id);
+      } else {
+        log.error({ err }, 'handler failed');
+        conn.sendError(ErrorCode.INTERNAL, 'internal error', id);
+      }
+    }
+  }
+
+  readonly #handlers: { [T in ClientMessageType]: Handler<T> } = {
+    subscribe: async (conn, data, id) => {
+      const ref = parseStream(data.stream);
+      if (!ref) return conn.sendError(ErrorCode.INVALID_STREAM, `unknown or malformed stream "${data.stream}"`, id);
+      if (!canReadStream(conn.principal, ref)) return conn.sendError(ErrorCode.FORBIDDEN, `not allowed to read ${ref.name}`, id);
+      const { maxSubscriptions } = this.ctx.config.limits;
+      if (!conn.subscriptions.has(ref.name) && conn.subscriptions.size >= maxSubscriptions) {
+        return conn.sendError(ErrorCode.TOO_MANY_SUBSCRIPTIONS, `at most ${maxSubscriptions} subscriptions per connection`, id);
+      }
+      const { maxRecoveryEvents } = this.ctx.config.history;
+      const entry = await this.ctx.store.entry(ref);
+      const prefetched = await prefetchMissed(this.ctx.store, this.ctx.engine, entry, data.since, maxRecoveryEvents);
+      if (conn.closed) return;
+      // From here to the send, nothing awaits: the plan, the registration and the reply
+      // describe the same moment of the stream.
+      const plan = planSubscription(this.ctx.store, entry, data.since, prefetched, maxRecoveryEvents);
+      conn.subscriptions.set(ref.name, { stream: ref.name, sessionId: data.params?.session_id, delivered: plan.offset, epoch: plan.epoch });
+      this.ctx.fanout.add(ref.name, conn);
+      if (data.since) this.ctx.metrics.resumes.inc({ result: plan.recovered ? 'recovered' : 'snapshot' });
+      conn.send('subscribed', { stream: ref.name, ...plan }, id);
+    },
+
+    unsubscribe: (conn, data, id) => {
+      const ref = parseStream(data.stream);
+      if (!ref) return conn.sendError(ErrorCode.INVALID_STREAM, `unknown or malformed stream "${data.stream}"`, id);
+      conn.subscriptions.delete(ref.name);
+      this.ctx.fanout.remove(ref.name, conn);
+      conn.send('unsubscribed', { stream: ref.name }, id);
+    },
+
+    state_sync_request: (conn, data, id) => {
+      const account = this.#account(conn, data.account, id);
+      if (account === undefined) return;
+      conn.send('state_sync_response', { success: true, data: buildStateSync(this.ctx.store, account, data.session_id) }, id);
+    },
+
+    get_initial_state: (conn, data, id) => {
+      const include = data.include && data.include.length > 0 ? data.include : INITIAL_STATE_PARTS;
+      const unknown = include.filter((part) => !(INITIAL_STATE_PARTS as readonly string[]).includes(part));
+      if (unknown.length > 0) {
+        return conn.sendError(
+          ErrorCode.INVALID_INCLUDE,
+          `unknown include value${unknown.length > 1 ? 's' : ''}: ${unknown.map((u) => `'${u}'`).join(', ')}; valid: ${INITIAL_STATE_PARTS.join(', ')}`,
+          id,
+        );
+      }
+      const account = this.#account(conn, data.account, id);
+      if (account === undefined) return;
+      const { store } = this.ctx;
+      const parts: { [P in InitialStatePart]: () => unknown } = {
+        portfolio: () => portfolioPart(store, account),
+        balances: () => balancesPart(store, account),
+        orders: () => ordersPart(store, account),
+        subscriptions: () => ({
+          streams: [...conn.subscriptions.values()].map((s) => ({ stream: s.stream, epoch: s.epoch, offset: s.delivered })),
+        }),
+        connection: () => ({
+          connection_id: conn.id,
+          connected_at: conn.connectedAt.toISOString(),
+          message_count: conn.messagesIn,
+          frames_sent: conn.framesOut,
+          events_sent: conn.eventsOut,
+          last_sequence_number: conn.lastSequenceNumber,
+        }),
+      };
+      const out: Record<string, unknown> = {};
+      for (const part of include as InitialStatePart[]) out[part] = parts[part]();
+      conn.send('initial_state', { success: true, account, data: out }, id);
+    },
+
+    command: async (conn, data, id) => {
+      const commandId = data.command_id ?? id;
+      const fail = (code: string, message: string) =>
+        conn.send('command_result', { success: false, action: data.action, command_id: commandId, error: { code, message } }, id);
+      if (!conn.principal.canTrade) return fail(ErrorCode.FORBIDDEN, 'this token may not trade');
+      const account = this.#account(conn, data.account, id);
+      if (account === undefined) return;
+      const handler = this.ctx.commands;
+      if (!handler || !handler.actions.includes(data.action)) {
+        return fail(ErrorCode.UNKNOWN_COMMAND, `unknown command "${data.action}"${handler ? `; known: ${handler.actions.join(', ')}` : ': no engine accepts commands'}`);
+      }
+      // Hold this connection's live events until the result is out: result first, then its events.
+      conn.cork();
+      try {
+        const outcome = await handler.handle({ ...data, command_id: commandId }, { principal: conn.principal, account, connectionId: conn.id });
+        conn.send('command_result', { success: outcome.success, action: data.action, command_id: commandId, result: outcome.result, error: outcome.error }, id);
+      } finally {
+        conn.uncork();
+      }
+    },
+
+    ping: (conn, data, id) => {
+      conn.send('pong', Object.keys(data).length > 0 ? { data } : {}, id);
+    },
+
+    auth: async (conn, data, id) => {
+      try {
+        const principal = await this.ctx.auth.verify(data.token);
+        this.#authenticate(conn, principal);
+        conn.send('authenticated', authenticatedFields(principal), id);
+      } catch (err) {
+        if (!(err instanceof AuthError)) throw err;
+        conn.sendError(ErrorCode.UNAUTHORIZED, err.message, id);
+        conn.close(CloseCode.UNAUTHORIZED, 'unauthorized');
+      }
+    },
+  };
+
+  #authenticate(conn: Connection, principal: Principal): void {
+    conn.principal = principal;
+    conn.authenticated = true;
+    // Streams the new token may not read are dropped.
+    for (const stream of [...conn.subscriptions.keys()]) {
+      const ref = parseStream(stream);
+      if (ref && !canReadStream(principal, ref)) {
+        conn.subscriptions.delete(stream);
+        this.ctx.fanout.remove(stream, conn);
+      }
+    }
+  }
+
+  /** The account a request is about: the one named, the token's only one, or the default. */
+  #account(conn: Connection, named: string | undefined, id: string | undefined): string | undefined {
+    const accounts = conn.principal.accounts;
+    const account = named ?? (accounts !== '*' && accounts.length === 1 ? accounts[0] : this.ctx.config.defaultAccount);
+    if (account === undefined || !isValidAccount(account)) {
+      conn.sendError(ErrorCode.INVALID_MESSAGE, `invalid account "${String(account)}"`, id);
+      return undefined;
+    }
+    if (!canUseAccount(conn.principal, account)) {
+      conn.sendError(ErrorCode.FORBIDDEN, `not allowed to use account ${account}`, id);
+      return undefined;
+    }
+    return account;
+  }
+}
+
+export function authenticatedFields(principal: Principal): Record<string, unknown> {
+  return { subject: principal.subject ?? undefined, accounts: principal.accounts, can_trade: principal.canTrade };
+}
+
+function describe(issues: readonly { path: readonly PropertyKey[]; message: string }[], what: string): string {
+  const issue = issues[0];
+  if (!issue) return `invalid ${what}`;
+  const path = issue.path.map(String).join('.');
+  return `invalid ${what}: ${path ? `${path}: ` : ''}${issue.message}`;
+}

@@ -1,0 +1,59 @@
+import type { Snapshot, StreamPosition } from '@tradesync/protocol';
+import type { Engine, StoredEvent } from '../engines/engine.js';
+import type { StreamEntry, StreamStore } from '../state/store.js';
+
+/** What a `subscribed` reply carries: the missed events, or a snapshot. */
+export type SubscribePlan =
+  | { readonly recovered: true; readonly epoch: string; readonly offset: number; readonly events: readonly StoredEvent[] }
+  | { readonly recovered: false; readonly epoch: string; readonly offset: number; readonly snapshot: Snapshot };
+
+/** Events read from the engine ahead of time, for a resume the memory window cannot answer. */
+export type Prefetched = readonly StoredEvent[] | undefined;
+
+/**
+ * The asynchronous half of a subscribe: when the client's position is older than the
+ * memory window but may still be in the engine's history, read those events now.
+ */
+export async function prefetchMissed(
+  store: StreamStore,
+  engine: Engine,
+  entry: StreamEntry,
+  since: StreamPosition | undefined,
+  maxRecoveryEvents: number,
+): Promise<Prefetched> {
+  if (!since || since.epoch !== entry.epoch || since.offset >= entry.head) return undefined;
+  if (entry.head - since.offset > maxRecoveryEvents) return undefined;
+  if (store.windowAfter(entry, since.offset)) return undefined;
+  const result = await engine.read(entry.name, since.offset, maxRecoveryEvents);
+  return result.trimmed ? undefined : result.events;
+}
+
+/**
+ * The synchronous half: decides recovered-or-snapshot against the stream as it is at
+ * this very moment. The caller registers the subscription in the same synchronous
+ * block, so the reply's offset and the first live event after it are adjacent:
+ * no gap, no duplicate.
+ */
+export function planSubscription(
+  store: StreamStore,
+  entry: StreamEntry,
+  since: StreamPosition | undefined,
+  prefetched: Prefetched,
+  maxRecoveryEvents: number,
+): SubscribePlan {
+  const { epoch, head } = entry;
+  if (since && since.epoch === epoch && since.offset <= head && head - since.offset <= maxRecoveryEvents) {
+    const fromWindow = store.windowAfter(entry, since.offset);
+    if (fromWindow) return { recovered: true, epoch, offset: head, events: fromWindow };
+    if (prefetched && prefetched.length > 0 && prefetched[0]!.offset === since.offset + 1) {
+      const last = prefetched[prefetched.length - 1]!.offset;
+      // Events appended while we read come from the window; both halves must meet.
+      const rest = last >= head ? [] : store.windowAfter(entry, last);
+      if (rest) {
+        const events = [...prefetched.filter((e) => e.offset <= head), ...rest];
+        if (events.length === head - since.offset) return { recovered: true, epoch, offset: head, events };
+      }
+    }
+  }
+  return { recovered: false, epoch, offset: head, snapshot: { epoch, offset: head, state: entry.state as unknown as Record<string, unknown> } };
+}
