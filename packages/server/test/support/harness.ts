@@ -1,0 +1,188 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { WebSocket } from 'ws';
+import { pino } from 'pino';
+import { DEFAULT_CONFIG, Gateway, type GatewayConfig, type GatewayOptions } from '../../src/index.js';
+
+type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> : T[K] };
+
+/** A configuration for tests: a fresh data dir, any free port, quiet logs. */
+export function testConfig(overrides: DeepPartial<GatewayConfig> = {}, dataDir?: string): GatewayConfig {
+  const base = structuredClone(DEFAULT_CONFIG) as GatewayConfig;
+  const merged: GatewayConfig = {
+    ...base,
+    port: 0,
+    simulator: false,
+    logLevel: 'silent',
+    dataDir: dataDir ?? mkdtempSync(join(tmpdir(), 'tradesync-test-')),
+    ...(overrides as Partial<GatewayConfig>),
+    heartbeat: { ...base.heartbeat, ...overrides.heartbeat },
+    limits: { ...base.limits, ...overrides.limits },
+    history: { ...base.history, ...overrides.history },
+    auth: { ...base.auth, ...overrides.auth } as GatewayConfig['auth'],
+  };
+  return merged;
+}
+
+export interface TestGateway extends AsyncDisposable {
+  readonly gateway: Gateway;
+  readonly url: string;
+  readonly wsUrl: string;
+  readonly dataDir: string;
+  /** Stops the gateway (the data dir is kept until dispose). */
+  stop(): Promise<void>;
+}
+
+/** Starts a real gateway on a free port; `await using` stops it and removes its data. */
+export async function startGateway(overrides: DeepPartial<GatewayConfig> = {}, options: Partial<GatewayOptions> & { dataDir?: string; keepData?: boolean } = {}): Promise<TestGateway> {
+  const config = testConfig(overrides, options.dataDir);
+  const gateway = new Gateway({ logger: pino({ level: 'silent' }), ...options, config });
+  await gateway.start();
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    await gateway.stop();
+  };
+  return {
+    gateway,
+    url: gateway.url,
+    wsUrl: gateway.wsUrl,
+    dataDir: config.dataDir,
+    stop,
+    async [Symbol.asyncDispose]() {
+      await stop();
+      if (!options.keepData) rmSync(config.dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export type Message = Record<string, unknown> & { type: string; sequence_number: number };
+
+/**
+ * A plain WebSocket client for protocol tests: records every message, waits for the
+ * next one matching a predicate (never sleeps), and reports how the socket closed.
+ */
+export class TestClient implements AsyncDisposable {
+  readonly messages: Message[] = [];
+  readonly closed: Promise<{ code: number; reason: string }>;
+  #waiters: Array<{ match: (m: Message) => boolean; resolve: (m: Message) => void; from: number }> = [];
+  #seen = 0;
+
+  private constructor(readonly socket: WebSocket) {
+    socket.on('message', (data) => {
+      const message = JSON.parse(data.toString()) as Message;
+      this.messages.push(message);
+      for (const w of [...this.#waiters]) {
+        if (this.messages.length - 1 >= w.from && w.match(message)) {
+          this.#waiters.splice(this.#waiters.indexOf(w), 1);
+          w.resolve(message);
+        }
+      }
+    });
+    this.closed = new Promise((resolve) => socket.on('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+  }
+
+  static async connect(url: string): Promise<TestClient> {
+    const socket = new WebSocket(url);
+    const client = new TestClient(socket);
+    await new Promise<void>((resolve, reject) => {
+      socket.once('open', () => resolve());
+      socket.once('error', reject);
+    });
+    await client.next((m) => m.type === 'connected');
+    return client;
+  }
+
+  send(message: unknown): void {
+    this.socket.send(typeof message === 'string' ? message : JSON.stringify(message));
+  }
+
+  /** Sends a request and waits for the reply echoing its id. */
+  async request(type: string, data?: Record<string, unknown>, timeoutMs = 5000): Promise<Message> {
+    const id = `r${Math.random().toString(36).slice(2)}`;
+    const reply = this.next((m) => m.id === id, timeoutMs);
+    this.send(data === undefined ? { id, type } : { id, type, data });
+    return reply;
+  }
+
+  /** The next message (not yet returned by `next`) matching `match`. */
+  next(match: (m: Message) => boolean = () => true, timeoutMs = 5000): Promise<Message> {
+    for (let i = this.#seen; i < this.messages.length; i++) {
+      const m = this.messages[i]!;
+      if (match(m)) {
+        this.#seen = i + 1;
+        return Promise.resolve(m);
+      }
+    }
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no matching message within ${timeoutMs} ms; last: ${JSON.stringify(this.messages.at(-1))}`)), timeoutMs);
+      this.#waiters.push({
+        match,
+        from: this.#seen,
+        resolve: (m) => {
+          clearTimeout(timer);
+          this.#seen = this.messages.indexOf(m) + 1;
+          resolve(m);
+        },
+      });
+    });
+  }
+
+  /** Every live event received so far, flattening `batch_update` frames. */
+  events(stream?: string): Array<Record<string, unknown> & { offset: number; stream: string; type: string }> {
+    const out: Array<Record<string, unknown> & { offset: number; stream: string; type: string }> = [];
+    for (const m of this.messages) {
+      const list = m.type === 'batch_update' ? (m.events as Message[]) : typeof m.offset === 'number' && m.type !== 'subscribed' ? [m] : [];
+      for (const e of list) if (!stream || e.stream === stream) out.push(e as never);
+    }
+    return out;
+  }
+
+  close(): void {
+    this.socket.close();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (this.socket.readyState === WebSocket.OPEN || this.socket.readyState === WebSocket.CONNECTING) {
+      this.socket.close();
+      await this.closed;
+    }
+  }
+}
+
+/** Publishes over HTTP like any producer; returns the JSON answer. */
+export async function publish(baseUrl: string, events: unknown[], token?: string): Promise<{ status: number; body: Record<string, unknown> }> {
+  const res = await fetch(`${baseUrl}/api/v1/events`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify(events),
+  });
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+}
+
+export const tick = (symbol: string, price: string) => ({
+  stream: `market:${symbol}`,
+  type: 'market:tick',
+  data: { symbol, price, timestamp: new Date().toISOString() },
+});
+
+let orderSeq = 0;
+export const order = (account: string, overrides: Record<string, unknown> = {}) => ({
+  stream: `orders:${account}`,
+  type: 'order:updated',
+  data: {
+    order_id: `ord-${++orderSeq}`,
+    symbol: 'BTC-USD',
+    side: 'buy',
+    order_type: 'limit',
+    quantity: '0.5',
+    price: '42000.00',
+    filled_quantity: '0',
+    status: 'open',
+    session_id: 's1',
+    created_at: new Date().toISOString(),
+    ...overrides,
+  },
+});
