@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { request as httpRequest } from 'node:http';
 import { WebSocket } from 'ws';
 import { pino } from 'pino';
 import { DEFAULT_CONFIG, Gateway, type GatewayConfig, type GatewayOptions } from '../../src/index.js';
@@ -152,14 +153,46 @@ export class TestClient implements AsyncDisposable {
   }
 }
 
-/** Publishes over HTTP like any producer; returns the JSON answer. */
+/**
+ * Publishes over HTTP like any producer; returns the JSON answer. Each call uses a
+ * fresh connection (no keep-alive pool), so a restarted server on the same port is
+ * never sent a request over a socket the old one closed.
+ */
 export async function publish(baseUrl: string, events: unknown[], token?: string): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await fetch(`${baseUrl}/api/v1/events`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    body: JSON.stringify(events),
+  return httpJson('POST', `${baseUrl}/api/v1/events`, events, token);
+}
+
+/** One HTTP request with a JSON body (or none) on a fresh connection. */
+export function httpJson(method: string, url: string, body?: unknown, token?: string): Promise<{ status: number; body: Record<string, unknown> }> {
+  const payload = body === undefined ? undefined : JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      url,
+      {
+        method,
+        agent: false,
+        headers: {
+          ...(payload !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}),
+          ...(token ? { authorization: `Bearer ${token}` } : {}),
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString();
+          try {
+            resolve({ status: res.statusCode ?? 0, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} });
+          } catch {
+            resolve({ status: res.statusCode ?? 0, body: { text } });
+          }
+        });
+      },
+    );
+    req.on('error', reject);
+    if (payload !== undefined) req.write(payload);
+    req.end();
   });
-  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 }
 
 export const tick = (symbol: string, price: string) => ({
@@ -185,4 +218,98 @@ export const order = (account: string, overrides: Record<string, unknown> = {}) 
     created_at: new Date().toISOString(),
     ...overrides,
   },
+});
+
+/* ---------------------------------------------------------------------------
+ * Added helpers (additive only; nothing above changed).
+ * ------------------------------------------------------------------------- */
+
+/** Opens a plain `ws` client (any `ws` options, e.g. `autoPong: false`) and waits until it is open. */
+export async function openSocket(url: string, options: ConstructorParameters<typeof WebSocket>[2] = {}): Promise<WebSocket> {
+  const socket = new WebSocket(url, options);
+  await new Promise<void>((resolve, reject) => {
+    socket.once('open', () => resolve());
+    socket.once('error', reject);
+  });
+  return socket;
+}
+
+/** A GET (or any method) with an optional bearer token; parses JSON answers, keeps text otherwise. */
+export async function http(
+  baseUrl: string,
+  path: string,
+  init: { method?: string; body?: unknown; token?: string; headers?: Record<string, string> } = {},
+): Promise<{ status: number; body: Record<string, unknown>; text: string }> {
+  const res = await fetch(`${baseUrl}${path}`, {
+    method: init.method ?? (init.body === undefined ? 'GET' : 'POST'),
+    headers: {
+      ...(init.body === undefined ? {} : { 'content-type': 'application/json' }),
+      ...(init.token ? { authorization: `Bearer ${init.token}` } : {}),
+      ...init.headers,
+    },
+    ...(init.body === undefined ? {} : { body: typeof init.body === 'string' ? init.body : JSON.stringify(init.body) }),
+  });
+  const text = await res.text();
+  let body: Record<string, unknown> = {};
+  try {
+    body = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    // Not JSON (e.g. /metrics): callers read `text`.
+  }
+  return { status: res.status, body, text };
+}
+
+/**
+ * The sum of the samples of a Prometheus metric in `GET /metrics` whose labels
+ * include `labels` (0 when there is none). `name` is the full sample name, e.g.
+ * `tradesync_append_to_send_seconds_count`.
+ */
+export async function metric(baseUrl: string, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const { text } = await http(baseUrl, '/metrics');
+  return metricFrom(text, name, labels);
+}
+
+export function metricFrom(text: string, name: string, labels: Record<string, string> = {}): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#')) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([^}]*)\})?\s+(\S+)/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const found = new Map<string, string>();
+    for (const pair of (m[3] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) found.set(pair[1]!, pair[2]!);
+    if (Object.entries(labels).every(([k, v]) => found.get(k) === v)) sum += Number(m[4]);
+  }
+  return sum;
+}
+
+const nowIso = () => new Date().toISOString();
+
+export const signal = (account: string, overrides: Record<string, unknown> = {}) => ({
+  stream: `signals:${account}`,
+  type: 'signal:new',
+  data: { id: `sig-${++orderSeq}`, symbol: 'BTC-USD', pattern_type: 'SPRING', confidence_score: 80, status: 'pending', session_id: 's1', created_at: nowIso(), ...overrides },
+});
+
+export const position = (account: string, overrides: Record<string, unknown> = {}) => ({
+  stream: `portfolio:${account}`,
+  type: 'position:updated',
+  data: { symbol: 'BTC-USD', side: 'long', quantity: '0.5', avg_price: '41000.00', mark_price: '42000.00', unrealized_pnl: '500.00', ...overrides },
+});
+
+export const balance = (account: string, overrides: Record<string, unknown> = {}) => ({
+  stream: `portfolio:${account}`,
+  type: 'balance:updated',
+  data: { currency: 'USD', total: '10000.00', available: '9000.00', reserved: '1000.00', ...overrides },
+});
+
+export const instance = (account: string, overrides: Record<string, unknown> = {}) => ({
+  stream: `state_machines:${account}`,
+  type: 'instance_added',
+  data: { instance_id: `inst-${++orderSeq}`, session_id: 's1', strategy: 'wyckoff', symbol: 'BTC-USD', state: 'MONITORING', ...overrides },
+});
+
+export const indicator = (account: string, overrides: Record<string, unknown> = {}) => ({
+  stream: `indicators:${account}`,
+  type: 'indicator:updated',
+  data: { symbol: 'BTC-USD', name: 'rsi', value: '55.5', ...overrides },
 });

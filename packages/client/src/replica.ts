@@ -1,0 +1,150 @@
+import { applyEvent, initialState, type StreamKind, type StreamPosition, type StreamState } from '@tradesync/protocol';
+
+/** A stream event as the client receives it (alone or inside a `batch_update`). */
+export interface LiveEvent {
+  readonly type: string;
+  readonly stream: string;
+  readonly epoch: string;
+  readonly offset: number;
+  readonly timestamp: string;
+  readonly data: Record<string, unknown>;
+}
+
+/** The fields of a `subscribed` reply the replica reads. */
+export interface SubscribedReply {
+  readonly epoch: string;
+  readonly offset: number;
+  readonly recovered: boolean;
+  readonly events?: readonly LiveEvent[];
+  readonly snapshot?: { readonly epoch: string; readonly offset: number; readonly state: unknown };
+}
+
+/** What a live event did to the replica. */
+export type LiveOutcome = 'applied' | 'buffered' | 'duplicate' | 'gap';
+
+export interface SyncResult {
+  /** Events applied, in order (the replayed ones, then buffered live ones). */
+  readonly applied: readonly LiveEvent[];
+  readonly recovered: boolean;
+  /** A gap remains after the reply: the stream must be synced again. */
+  readonly gap: boolean;
+}
+
+/**
+ * The client's copy of one stream, kept with the protocol's reducer. Pure logic, no
+ * I/O: it is told about replies and live events and says what it did.
+ *
+ * Invariant: `state` is exactly the server's state at `offset` of `epoch`. Every event
+ * applied has offset `offset + 1`; anything else is a duplicate (dropped), early
+ * (buffered while a sync is in flight) or a gap (the caller resyncs).
+ */
+export class StreamReplica {
+  epoch: string | undefined;
+  offset = 0;
+  state: StreamState;
+  /** `syncing` from a subscribe until its reply; `live` while events apply in order. */
+  phase: 'idle' | 'syncing' | 'live' = 'idle';
+  #buffer: LiveEvent[] = [];
+  #overflowed = false;
+
+  constructor(
+    readonly stream: string,
+    readonly kind: StreamKind,
+    private readonly maxBuffered: number,
+  ) {
+    this.state = initialState(kind);
+  }
+
+  /** Where to resume from; undefined before the first sync. */
+  get position(): StreamPosition | undefined {
+    return this.epoch === undefined ? undefined : { epoch: this.epoch, offset: this.offset };
+  }
+
+  get buffered(): number {
+    return this.#buffer.length;
+  }
+
+  /** A subscribe (or resubscribe) was sent: hold live events until its reply. */
+  beginSync(): void {
+    this.phase = 'syncing';
+  }
+
+  /** The connection dropped: keep state and position for the resume. */
+  suspend(): void {
+    this.phase = 'idle';
+  }
+
+  applySubscribed(reply: SubscribedReply): SyncResult {
+    const applied: LiveEvent[] = [];
+    let gap = false;
+    if (reply.recovered && this.epoch === reply.epoch) {
+      for (const event of reply.events ?? []) {
+        if (event.offset <= this.offset) continue;
+        if (event.offset !== this.offset + 1) {
+          gap = true;
+          break;
+        }
+        this.#apply(event);
+        applied.push(event);
+      }
+    } else {
+      // A snapshot replaces everything at once: never merge old state with new.
+      const snapshot = reply.snapshot ?? { epoch: reply.epoch, offset: reply.offset, state: initialState(this.kind) };
+      this.state = snapshot.state as StreamState;
+      this.epoch = snapshot.epoch;
+      this.offset = snapshot.offset;
+    }
+    if (this.#overflowed) {
+      // Live events were dropped while syncing: what we hold may have holes.
+      this.#overflowed = false;
+      this.#buffer = [];
+      gap = true;
+    }
+    if (!gap) gap = this.#drain(applied);
+    this.phase = gap ? 'syncing' : 'live';
+    return { applied, recovered: reply.recovered && this.epoch === reply.epoch, gap };
+  }
+
+  applyLive(event: LiveEvent): LiveOutcome {
+    if (this.phase !== 'live') {
+      if (this.#buffer.length >= this.maxBuffered) this.#overflowed = true;
+      else this.#buffer.push(event);
+      return 'buffered';
+    }
+    if (event.epoch !== this.epoch) {
+      this.phase = 'syncing';
+      return 'gap';
+    }
+    if (event.offset <= this.offset) return 'duplicate';
+    if (event.offset !== this.offset + 1) {
+      this.#buffer.push(event);
+      this.phase = 'syncing';
+      return 'gap';
+    }
+    this.#apply(event);
+    return 'applied';
+  }
+
+  /** Applies buffered events that continue the replica; true when a gap remains. */
+  #drain(applied: LiveEvent[]): boolean {
+    if (this.#buffer.length === 0) return false;
+    const buffered = this.#buffer.sort((a, b) => a.offset - b.offset);
+    this.#buffer = [];
+    for (let i = 0; i < buffered.length; i++) {
+      const event = buffered[i]!;
+      if (event.epoch !== this.epoch || event.offset <= this.offset) continue;
+      if (event.offset !== this.offset + 1) {
+        this.#buffer = buffered.slice(i).filter((e) => e.epoch === this.epoch);
+        return true;
+      }
+      this.#apply(event);
+      applied.push(event);
+    }
+    return false;
+  }
+
+  #apply(event: LiveEvent): void {
+    this.state = applyEvent(this.state, event);
+    this.offset = event.offset;
+  }
+}
