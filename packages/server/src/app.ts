@@ -8,6 +8,7 @@ import type { GatewayContext } from './context.js';
 import type { Engine, StoredEvent } from './engines/engine.js';
 import { createEngine } from './engines/index.js';
 import { registerRoutes } from './http/routes.js';
+import { registerDashboard } from './http/static.js';
 import { createLogger, type Logger } from './logger.js';
 import { Metrics } from './metrics.js';
 import { validateEvents, type PublishProblem } from './publish.js';
@@ -82,6 +83,7 @@ export class Gateway {
     await this.store.load();
     this.#compactor.start();
     this.#ws.start();
+    await registerDashboard(this.#http, this.config.dashboardDir);
     await this.#http.listen({ host: this.config.host, port: this.config.port });
     this.#started = true;
     this.log.info({ url: this.url, engine: this.engine.kind, streams: [...this.store.entries()].length }, 'gateway listening');

@@ -1,0 +1,31 @@
+#!/usr/bin/env node
+// Installs what the tests need that is not an npm package: Chromium for the browser
+// tests and redis-server for the cluster tests. Uses Debian's packages (as root);
+// never downloads a browser of its own. Exits non-zero when something is missing
+// and cannot be installed, so a test run never silently skips those suites.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+
+const needs = [
+  { binary: 'chromium', paths: ['/usr/bin/chromium'], pkg: 'chromium' },
+  { binary: 'redis-server', paths: ['/usr/bin/redis-server', '/usr/local/bin/redis-server'], pkg: 'redis-server' },
+];
+
+const found = (need) => need.paths.some((p) => existsSync(p)) || spawnSync('sh', ['-c', `command -v ${need.binary}`]).status === 0;
+const missing = needs.filter((need) => !found(need));
+if (missing.length === 0) process.exit(0);
+
+const names = missing.map((m) => m.pkg);
+if (process.getuid?.() !== 0) {
+  console.error(`missing system packages: ${names.join(', ')}. Install them (apt-get install -y ${names.join(' ')}) and run the tests again.`);
+  process.exit(1);
+}
+console.log(`installing system packages for the tests: ${names.join(', ')}`);
+const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+execFileSync('apt-get', ['update'], { stdio: 'inherit', env });
+execFileSync('apt-get', ['install', '-y', '--no-install-recommends', ...names], { stdio: 'inherit', env });
+const still = missing.filter((need) => !found(need));
+if (still.length > 0) {
+  console.error(`still missing after install: ${still.map((m) => m.pkg).join(', ')}`);
+  process.exit(1);
+}
