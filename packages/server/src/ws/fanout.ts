@@ -30,6 +30,12 @@ export class Fanout {
   constructor(private readonly metrics: Metrics) {}
 
   add(stream: string, connection: Connection): void {
+    // A peer can hang up while its subscribe is still being prepared (the handler awaits
+    // the engine for missed events, which is real I/O for a networked engine). Once the
+    // socket is CLOSED its 'close' handler has already run `removeAll`, so adding it now
+    // would keep a dead connection subscribed forever: a leak, and work for every event.
+    // (A socket still CLOSING is fine: `removeAll` runs when it closes.)
+    if (connection.socket.readyState === connection.socket.CLOSED) return;
     let set = this.#subscribers.get(stream);
     if (!set) this.#subscribers.set(stream, (set = new Set()));
     set.add(connection);

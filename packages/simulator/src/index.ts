@@ -1,0 +1,15 @@
+export { Simulator, DEFAULT_ACCOUNTS, DEFAULT_RATE, type SimulatorOptions, type AccountSpec } from './simulator.js';
+export { SimulatorCommandHandler, SIMULATOR_ACTIONS, COMMAND_SCHEMAS, parseCommand, type CommandOutcome, type SimulatorAction } from './commands.js';
+export { CommandError, CommandErrorCode } from './codes.js';
+export { EventRecorder, InvalidEventError, type EventSink, type StateReader, type RecordedEvent } from './sink.js';
+export { Reconciler, PaperBrokerAdapter, type BrokerAdapter, type Difference } from './reconcile.js';
+export { PaperBroker, PaperAccount, MARGIN_LEVELS, unrealizedPnl, orderEntity, type OrderRequest, type PaperOrder, type PaperPosition } from './broker.js';
+export { TRANSITIONS, isLegalTransition, IllegalTransitionError } from './strategy.js';
+export { PatternDetector, signalSide, type Detection, type PatternType } from './patterns.js';
+export { IndicatorSet, INDICATOR_NAMES, type IndicatorName } from './indicators.js';
+export { MarketModel, type MarketBar } from './market.js';
+export { portfolioTotals, positionRisk, heatOf, MAX_HEAT, CAMPAIGN_RISK_LIMIT } from './portfolio.js';
+export { Desk, DEFAULT_DESK_OPTIONS, type DeskOptions } from './desk.js';
+export { SimClock, WallClock, type Clock } from './clock.js';
+export { Rng } from './rng.js';
+export { DEFAULT_SYMBOLS, type SymbolSpec } from './symbols.js';
