@@ -80,7 +80,14 @@ export class Gateway {
   /** Opens the engine, rebuilds state, then listens. Resolves to the base HTTP URL. */
   async start(): Promise<string> {
     await this.engine.open();
-    await this.store.load();
+    try {
+      await this.store.load();
+    } catch (err) {
+      // Nothing is listening yet: release the engine so the caller can retry or exit.
+      this.store.close();
+      await this.engine.close();
+      throw err;
+    }
     this.#compactor.start();
     this.#ws.start();
     await registerDashboard(this.#http, this.config.dashboardDir);

@@ -397,4 +397,21 @@ describe('snapshot schema versions', () => {
     expect(sub).toMatchObject({ recovered: true, offset: 5 });
     expect(offsetsOf(sub)).toEqual([3, 4, 5]);
   });
+  it('refuses to start, naming the stream, when a snapshot it cannot read is the only copy of trimmed history', async () => {
+    const { dataDir, engine, events } = await seed(6);
+    await engine.saveSnapshot({ stream: ORDERS, epoch: events[0]!.epoch, offset: 4, schemaVersion: 99, state: {}, createdAt: new Date().toISOString() });
+    await engine.trim(ORDERS, 4);
+    await engine.close();
+
+    // Serving orders 5 and 6 alone under the same epoch would be wrong state.
+    await expect(startGateway({}, { dataDir, keepData: true })).rejects.toThrow(/orders:.*cannot be rebuilt exactly/);
+    const reopened = new EmbeddedEngine({ dataDir });
+    await reopened.open();
+    try {
+      // The only complete copy is left untouched.
+      expect(await reopened.loadSnapshot(ORDERS)).toMatchObject({ offset: 4, schemaVersion: 99 });
+    } finally {
+      await reopened.close();
+    }
+  });
 });

@@ -43,6 +43,11 @@ export interface StoreEvents {
   reset: [entry: StreamEntry];
 }
 
+/** The stored data of a stream cannot be turned back into its exact state. */
+export class StateRebuildError extends Error {
+  override readonly name = 'StateRebuildError';
+}
+
 export class StreamStore extends EventEmitter<StoreEvents> {
   readonly #entries = new Map<string, StreamEntry>();
   /** Streams whose log must be re-read from the engine after a detected gap. */
@@ -127,12 +132,14 @@ export class StreamStore extends EventEmitter<StoreEvents> {
     const head = await this.engine.head(ref.name);
     const entry = this.#emptyEntry(ref, head);
     const snapshot = await this.engine.loadSnapshot(ref.name);
+    let unusable: string | undefined;
     if (snapshot && snapshot.epoch === head.epoch) {
       try {
         entry.state = this.migrations.migrate(snapshot.state, snapshot.schemaVersion, ref.kind) as StreamState;
         entry.head = snapshot.offset;
         entry.snapshotOffset = snapshot.offset;
       } catch (err) {
+        unusable = (err as Error).message;
         this.log.error({ err, stream: ref.name }, 'snapshot cannot be migrated; rebuilding from the log alone');
       }
     }
@@ -141,11 +148,13 @@ export class StreamStore extends EventEmitter<StoreEvents> {
       const result = await this.engine.read(ref.name, entry.head, page);
       if (result.trimmed) {
         // Compaction keeps a snapshot at or past every trim point, so this happens only
-        // when that snapshot could not be used: start from the oldest kept event, loudly.
-        this.log.error({ stream: ref.name, from: entry.head, first: head.first }, 'history trimmed past the usable snapshot');
-        entry.state = initialState(ref.kind);
-        entry.head = head.first - 1;
-        continue;
+        // when that snapshot could not be used. Serving the rest would be serving wrong
+        // state under the same epoch (and the next compaction would overwrite the only
+        // complete copy): refuse instead, and say what to do.
+        throw new StateRebuildError(
+          `stream ${ref.name}: its snapshot cannot be used (${unusable ?? 'missing'}) and its log was trimmed past it (first kept offset ${head.first}); ` +
+            'the state cannot be rebuilt exactly. Run a server version that reads this snapshot, or remove the stream\'s data to start it over.',
+        );
       }
       for (const event of result.events) this.#applyOne(entry, event);
       if (result.events.length < page) break;
