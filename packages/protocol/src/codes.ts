@@ -25,8 +25,8 @@ export const ErrorCode = {
   PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
   /** The connection already has as many subscriptions as it may. */
   TOO_MANY_SUBSCRIPTIONS: 'TOO_MANY_SUBSCRIPTIONS',
-  /** `unsubscribe` for a stream this connection is not subscribed to. */
-  NOT_SUBSCRIBED: 'NOT_SUBSCRIBED',
+  /** The engine did not answer a command in time (the command may still run once). */
+  TIMEOUT: 'TIMEOUT',
   /** The command action is unknown, or no engine accepts commands. */
   UNKNOWN_COMMAND: 'UNKNOWN_COMMAND',
   /** The requested history is no longer kept; take a snapshot instead. */

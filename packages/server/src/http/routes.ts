@@ -56,6 +56,8 @@ export function registerRoutes(app: FastifyInstance, ctx: GatewayContext, { ws, 
   app.setErrorHandler((err: FastifyError, req, reply) => {
     if (err instanceof EngineUnavailableError) return error(reply, 503, ErrorCode.UNAVAILABLE, 'the event log is unavailable');
     const status = (err as { statusCode?: number }).statusCode;
+    // A body over Fastify's bodyLimit is a 413: name it PAYLOAD_TOO_LARGE like the WebSocket side does.
+    if (status === 413) return error(reply, status, ErrorCode.PAYLOAD_TOO_LARGE, err.message);
     if (status && status >= 400 && status < 500) return error(reply, status, ErrorCode.INVALID_MESSAGE, err.message);
     req.log.error({ err }, 'request failed');
     return error(reply, 500, ErrorCode.INTERNAL, 'internal error');
@@ -82,8 +84,20 @@ export function registerRoutes(app: FastifyInstance, ctx: GatewayContext, { ws, 
     if (!principal) return reply;
     const account = accountOf(req, reply, principal);
     if (!account) return reply;
-    const sessionId = (req.query as { session_id?: string }).session_id || undefined;
-    return buildStateSync(ctx.store, account, sessionId);
+    const query = req.query as { session_id?: string; streams?: string };
+    const sync = buildStateSync(ctx.store, account, query.session_id || undefined);
+    if (!query.streams) return sync;
+    // `streams=a,b`: also the exact state of each stream with its position, so a client
+    // whose socket is down (degraded mode) can replace its replicas and later resume.
+    const snapshots: Record<string, { epoch: string; offset: number; state: unknown }> = {};
+    for (const name of query.streams.split(',').filter(Boolean).slice(0, 100)) {
+      const ref = parseStream(name);
+      if (!ref) return error(reply, 400, ErrorCode.INVALID_STREAM, `unknown or malformed stream "${name}"`);
+      if (!canReadStream(principal, ref)) return error(reply, 403, ErrorCode.FORBIDDEN, `not allowed to read ${name}`);
+      const entry = await ctx.store.entry(ref);
+      snapshots[name] = { epoch: entry.epoch, offset: entry.head, state: entry.state };
+    }
+    return { ...sync, snapshots };
   });
 
   app.get('/api/v1/signals', async (req, reply) => {
@@ -158,9 +172,22 @@ export function registerRoutes(app: FastifyInstance, ctx: GatewayContext, { ws, 
     const parsed = CommandData.safeParse(req.body);
     if (!parsed.success) return error(reply, 400, ErrorCode.INVALID_MESSAGE, 'a command needs {action: string, ...}');
     const command = parsed.data;
-    const account = command.account ?? accountOf(req, reply, principal);
-    if (!account) return reply;
-    if (!isValidAccount(account) || !canUseAccount(principal, account)) return error(reply, 403, ErrorCode.FORBIDDEN, `not allowed to use account ${account}`);
+    // Fix: an account named in the body is checked like `?account=` (400 when malformed,
+    // 403 when not granted). Before, `"account": ""` fell through `if (!account) return reply`
+    // with nothing sent, so the request hung until the client gave up, and a malformed
+    // account was answered 403 FORBIDDEN instead of 400.
+    let account: string;
+    if (command.account === undefined) {
+      const fromQuery = accountOf(req, reply, principal);
+      if (!fromQuery) return reply; // accountOf has replied
+      account = fromQuery;
+    } else if (!isValidAccount(command.account)) {
+      return error(reply, 400, ErrorCode.INVALID_MESSAGE, `invalid account "${command.account}"`);
+    } else if (!canUseAccount(principal, command.account)) {
+      return error(reply, 403, ErrorCode.FORBIDDEN, `not allowed to use account ${command.account}`);
+    } else {
+      account = command.account;
+    }
     const handler = ctx.commands;
     if (!handler || !handler.actions.includes(command.action)) {
       return error(reply, 400, ErrorCode.UNKNOWN_COMMAND, `unknown command "${command.action}"`);

@@ -47,10 +47,16 @@ export class Connection {
   principal: Principal;
   authenticated: boolean;
   lastSeen = Date.now();
+  /** Heartbeat pings sent since the peer was last heard from. */
+  unansweredPings = 0;
   messagesIn = 0;
   framesOut = 0;
   eventsOut = 0;
+  /** Messages dropped by the rate limit in the current abuse window, and when it began. */
   rateLimitedInWindow = 0;
+  rateWindowStart = 0;
+  /** The processing of the latest admitted frame: the next one starts after it (see MessageHandlers.handle). */
+  inbox: Promise<void> = Promise.resolve();
   #seq = 0;
   #pending: PendingEvent[] = [];
   #corked = 0;
@@ -68,6 +74,12 @@ export class Connection {
     this.authenticated = authenticated;
     this.limiter = new TokenBucket(options.messagesPerSecond, options.messageBurst);
     this.log = log.child({ connection_id: this.id });
+  }
+
+  /** Anything from the peer (a message, a pong) proves it alive. */
+  heard(): void {
+    this.lastSeen = Date.now();
+    this.unansweredPings = 0;
   }
 
   get closed(): boolean {

@@ -8,6 +8,9 @@ import type { StreamEntry } from '../state/store.js';
 import { Connection } from './connection.js';
 import { authenticatedFields, MessageHandlers } from './handlers.js';
 
+/** The outcome of verifying a `?token=` before the upgrade completes. */
+type TokenCheck = { readonly principal: Principal } | { readonly error: string };
+
 /** How long a client may stay connected without authenticating when auth is required. */
 const AUTH_GRACE_MS = 10_000;
 
@@ -41,21 +44,42 @@ export class WebSocketGateway {
     if (url.pathname !== '/ws') return refuse(socket, 404, 'Not Found');
     if (this.connections.size >= this.ctx.config.limits.maxConnections) return refuse(socket, 503, 'Service Unavailable');
     const token = url.searchParams.get('token');
-    this.#wss.handleUpgrade(req, socket, head, (ws) => void this.#accept(ws, req, token));
+    if (!token || !this.ctx.auth.required) {
+      this.#wss.handleUpgrade(req, socket, head, (ws) => this.#accept(ws, req, token, undefined));
+      return;
+    }
+    // Fix: the URL token is verified BEFORE the upgrade completes. Verifying after it
+    // (as before) left the socket open and reading with no 'message' listener while
+    // jose worked, so a client that sent right after 'open' had its frames silently
+    // dropped (and its sequence numbers started after them). Until the 101 is sent the
+    // client cannot send frames, so nothing can be lost.
+    const onError = (): void => void socket.destroy();
+    socket.on('error', onError);
+    void this.ctx.auth.verify(token).then(
+      (principal): TokenCheck => ({ principal }),
+      (err: unknown): TokenCheck => ({ error: err instanceof AuthError ? err.message : 'token verification failed' }),
+    ).then((check) => {
+      socket.off('error', onError);
+      if (socket.destroyed) return;
+      this.#wss.handleUpgrade(req, socket, head, (ws) => this.#accept(ws, req, token, check));
+    });
   }
 
-  async #accept(ws: WebSocket, req: IncomingMessage, token: string | null): Promise<void> {
+  #accept(ws: WebSocket, req: IncomingMessage, token: string | null, check: TokenCheck | undefined): void {
     const { auth, config, metrics, log } = this.ctx;
+    // Fix: an 'error' listener from the first moment, on every path. Without one, a
+    // socket error (e.g. a frame over the hard payload cap sent by a client whose URL
+    // token was just refused) was an uncaught exception that took the whole process down.
+    let socketLog = log;
+    ws.on('error', (err) => socketLog.warn({ err }, 'socket error'));
     let principal: Principal = ANONYMOUS;
     let authenticated = !auth.required;
     let tokenError: string | undefined;
-    if (token && auth.required) {
-      try {
-        principal = await auth.verify(token);
-        authenticated = true;
-      } catch (err) {
-        tokenError = err instanceof AuthError ? err.message : 'token verification failed';
-      }
+    if (check && 'principal' in check) {
+      principal = check.principal;
+      authenticated = true;
+    } else if (check) {
+      tokenError = check.error;
     }
     const conn = new Connection(
       ws,
@@ -70,6 +94,7 @@ export class WebSocketGateway {
       metrics,
       log,
     );
+    socketLog = conn.log;
     if (tokenError !== undefined) {
       conn.close(CloseCode.UNAUTHORIZED, 'unauthorized');
       return;
@@ -83,8 +108,7 @@ export class WebSocketGateway {
       const text = isBinary ? '' : data.toString();
       void this.#handlers.handle(conn, isBinary ? '\u0000binary' : text, bytes);
     });
-    ws.on('pong', () => (conn.lastSeen = Date.now()));
-    ws.on('error', (err) => conn.log.warn({ err }, 'socket error'));
+    ws.on('pong', () => conn.heard());
     ws.on('close', (code) => {
       this.connections.delete(conn);
       this.ctx.fanout.removeAll(conn);
@@ -109,11 +133,13 @@ export class WebSocketGateway {
   /** Pings everyone; terminates peers silent for two intervals; closes expired tokens. */
   #beat(): void {
     const now = Date.now();
-    const deadline = now - 2 * this.ctx.config.heartbeat.pingIntervalMs;
     for (const conn of this.connections) {
-      if (conn.lastSeen < deadline) {
-        conn.log.info('heartbeat timeout');
-        conn.socket.terminate();
+      // Counting unanswered pings, not comparing clocks: after an event-loop stall the
+      // pongs that arrived meanwhile are read before the next beat, so a healthy peer
+      // is never cut off for the server's own slowness.
+      if (conn.unansweredPings >= 2) {
+        conn.log.info('heartbeat timeout: two pings unanswered');
+        conn.close(CloseCode.HEARTBEAT_TIMEOUT, 'heartbeat timeout');
         continue;
       }
       const expires = conn.principal.expiresAt;
@@ -121,9 +147,13 @@ export class WebSocketGateway {
         conn.close(CloseCode.TOKEN_EXPIRED, 'token expired');
         continue;
       }
-      if (conn.socket.readyState === conn.socket.OPEN) conn.socket.ping();
+      if (conn.socket.readyState === conn.socket.OPEN) {
+        conn.unansweredPings++;
+        conn.socket.ping();
+      }
     }
   }
+
 
   /** A stream's history vanished: give its subscribers a fresh snapshot in place. */
   #onReset(entry: StreamEntry): void {

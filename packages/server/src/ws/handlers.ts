@@ -18,6 +18,12 @@ import type { GatewayContext } from '../context.js';
 import type { Connection } from './connection.js';
 import { planSubscription, prefetchMissed } from './resume.js';
 
+/** Rate-limit drops are counted over this window to tell a burst from a flood. */
+const RATE_ABUSE_WINDOW_MS = 10_000;
+
+/** A command whose engine has not answered by then fails with TIMEOUT (and frees the connection). */
+const COMMAND_TIMEOUT_MS = 15_000;
+
 type Handler<T extends ClientMessageType> = (conn: Connection, data: ClientMessageData<T>, id: string | undefined) => Promise<void> | void;
 
 /**
@@ -28,26 +34,58 @@ type Handler<T extends ClientMessageType> = (conn: Connection, data: ClientMessa
 export class MessageHandlers {
   constructor(private readonly ctx: GatewayContext) {}
 
-  async handle(conn: Connection, raw: string, bytes: number): Promise<void> {
+  /** Connections already condemned for abuse: their later frames are dropped unread. */
+  readonly #condemned = new WeakSet<Connection>();
+
+  /**
+   * Takes one frame. The size and rate checks are decided at once, so abuse is cut off
+   * without queuing its frames; everything the connection is told (replies, errors,
+   * the abuse close) happens after the connection's previous frame is done.
+   *
+   * Fix: frames used to be processed concurrently, so a handler that awaits (subscribe,
+   * auth, command) let the next frame overtake it: `subscribe` then `unsubscribe` sent
+   * back to back ended SUBSCRIBED (the unsubscribe ran first); `auth` then `subscribe`
+   * got UNAUTHORIZED; and pipelined subscribes all passed the maxSubscriptions check
+   * before any was registered. In order, replies also come in request order.
+   */
+  handle(conn: Connection, raw: string, bytes: number): Promise<void> {
+    if (this.#condemned.has(conn)) return Promise.resolve();
+    const step = this.#admit(conn, raw, bytes);
+    const done = conn.inbox.then(step).catch((err: unknown) => conn.log.error({ err }, 'message processing failed'));
+    conn.inbox = done;
+    return done;
+  }
+
+  /** The abuse checks: what to do with this frame, in its turn. */
+  #admit(conn: Connection, raw: string, bytes: number): () => Promise<void> | void {
     conn.messagesIn++;
-    conn.lastSeen = Date.now();
+    conn.heard();
     const { limits } = this.ctx.config;
     if (bytes > limits.maxPayloadBytes) {
-      conn.sendError(ErrorCode.PAYLOAD_TOO_LARGE, `frame of ${bytes} bytes exceeds the limit of ${limits.maxPayloadBytes}`);
-      conn.close(CloseCode.MESSAGE_TOO_BIG, 'message too big');
-      return;
+      this.#condemned.add(conn);
+      return () => {
+        conn.sendError(ErrorCode.PAYLOAD_TOO_LARGE, `frame of ${bytes} bytes exceeds the limit of ${limits.maxPayloadBytes}`);
+        conn.close(CloseCode.MESSAGE_TOO_BIG, 'message too big');
+      };
     }
     if (!conn.limiter.take()) {
-      // Answer the first few drops so the client knows; a flood that goes on is abuse.
-      if (++conn.rateLimitedInWindow > limits.messageBurst) {
-        conn.close(CloseCode.POLICY_VIOLATION, 'message rate limit exceeded');
-      } else {
-        conn.sendError(ErrorCode.RATE_LIMITED, `more than ${limits.messagesPerSecond} messages per second; message dropped`);
+      // Every dropped message is answered; more drops than a burst's worth within one
+      // abuse window is a flood that goes on, fast or slow, and closes the connection.
+      const now = Date.now();
+      if (now - conn.rateWindowStart > RATE_ABUSE_WINDOW_MS) {
+        conn.rateWindowStart = now;
+        conn.rateLimitedInWindow = 0;
       }
-      return;
+      if (++conn.rateLimitedInWindow > limits.messageBurst) {
+        this.#condemned.add(conn);
+        return () => conn.close(CloseCode.POLICY_VIOLATION, 'message rate limit exceeded');
+      }
+      return () => conn.sendError(ErrorCode.RATE_LIMITED, `more than ${limits.messagesPerSecond} messages per second; message dropped`);
     }
-    conn.rateLimitedInWindow = 0;
+    return () => this.#process(conn, raw);
+  }
 
+  async #process(conn: Connection, raw: string): Promise<void> {
     let parsed: unknown;
     try {
       parsed = JSON.parse(raw);
@@ -103,7 +141,8 @@ export class MessageHandlers {
       const { maxRecoveryEvents } = this.ctx.config.history;
       const entry = await this.ctx.store.entry(ref);
       const prefetched = await prefetchMissed(this.ctx.store, this.ctx.engine, entry, data.since, maxRecoveryEvents);
-      if (conn.closed) return;
+      // The client may have hung up while we read: then there is nobody to register.
+      if (conn.closed || conn.socket.readyState !== conn.socket.OPEN) return;
       // From here to the send, nothing awaits: the plan, the registration and the reply
       // describe the same moment of the stream.
       const plan = planSubscription(this.ctx.store, entry, data.since, prefetched, maxRecoveryEvents);
@@ -175,7 +214,11 @@ export class MessageHandlers {
       // Hold this connection's live events until the result is out: result first, then its events.
       conn.cork();
       try {
-        const outcome = await handler.handle({ ...data, command_id: commandId }, { principal: conn.principal, account, connectionId: conn.id });
+        const outcome = await withTimeout(
+          handler.handle({ ...data, command_id: commandId }, { principal: conn.principal, account, connectionId: conn.id }),
+          COMMAND_TIMEOUT_MS,
+          { success: false, error: { code: ErrorCode.TIMEOUT, message: `the engine did not answer within ${COMMAND_TIMEOUT_MS / 1000} s` } },
+        );
         conn.send('command_result', { success: outcome.success, action: data.action, command_id: commandId, result: outcome.result, error: outcome.error }, id);
       } finally {
         conn.uncork();
@@ -237,4 +280,13 @@ function describe(issues: readonly { path: readonly PropertyKey[]; message: stri
   if (!issue) return `invalid ${what}`;
   const path = issue.path.map(String).join('.');
   return `invalid ${what}: ${path ? `${path}: ` : ''}${issue.message}`;
+}
+
+/** Resolves to `fallback` when `promise` has not settled within `ms`. */
+function withTimeout<T>(promise: Promise<T>, ms: number, fallback: T): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<T>((resolve) => {
+    timer = setTimeout(() => resolve(fallback), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
