@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { assertSafeBind, ConfigError, createLogger, Gateway, loadConfig } from '@tradesync/server';
+import { DEFAULT_RATE, Simulator } from '@tradesync/simulator';
 
 const HELP = `Usage: tradesync serve [options]
 
@@ -13,6 +14,9 @@ Options:
   --engine <name>        embedded (default) or redis
   --redis-url <url>      Redis URL for --engine redis
   --no-simulator         do not run the built-in trading simulator
+  --rate <n>             simulator events per second over all streams (default 15;
+                         "max" runs flat out, for load tests)
+  --seed <n>             simulator seed: the same seed gives the same market (default 1)
   --insecure             allow a non-loopback bind without auth
   --auth-secret <s>      require JWTs signed with this HS256 secret
   --ping-interval <s>    heartbeat interval in seconds (default 30)
@@ -35,6 +39,8 @@ export async function serve(args: string[]): Promise<number> {
         engine: { type: 'string' },
         'redis-url': { type: 'string' },
         'no-simulator': { type: 'boolean' },
+        rate: { type: 'string' },
+        seed: { type: 'string' },
         insecure: { type: 'boolean' },
         'auth-secret': { type: 'string' },
         'ping-interval': { type: 'string' },
@@ -81,10 +87,34 @@ export async function serve(args: string[]): Promise<number> {
     throw err;
   }
 
+  const rate = values.rate === undefined ? DEFAULT_RATE : values.rate === 'max' ? Infinity : Number(values.rate);
+  const seed = values.seed === undefined ? 1 : Number(values.seed);
+  if (!(rate > 0) || !Number.isInteger(seed)) {
+    console.error('tradesync serve: --rate must be a positive number (or "max") and --seed an integer');
+    return 2;
+  }
+
   const log = createLogger(config.logLevel);
   const gateway = new Gateway({ config, logger: log });
   await gateway.start();
   console.log(`TradeSync gateway on ${gateway.url} (WebSocket ${gateway.wsUrl}, engine ${gateway.engine.kind})`);
+
+  let simulator: Simulator | undefined;
+  if (config.simulator) {
+    // The simulator publishes through the same validated path as any producer and reads
+    // the gateway's materialized state to reconcile its paper broker against it.
+    simulator = new Simulator({
+      sink: gateway,
+      state: gateway.store,
+      seed,
+      rate,
+      onError: (err) => log.error({ err }, 'simulator step failed'),
+    });
+    gateway.setCommandHandler(simulator.commands);
+    await simulator.start();
+    simulator.run();
+    console.log(`Simulator running (seed ${seed}, ${Number.isFinite(rate) ? `${rate} events/s` : 'max rate'}; accounts ${[...simulator.desks.keys()].join(', ')})`);
+  }
 
   return new Promise<number>((resolve) => {
     let stopping = false;
@@ -92,7 +122,13 @@ export async function serve(args: string[]): Promise<number> {
       if (stopping) return;
       stopping = true;
       log.info({ signal }, 'shutting down');
-      gateway.stop().then(
+      // The simulator stops first, so no step publishes into a closing gateway.
+      (simulator ? simulator.stop() : Promise.resolve())
+        .then(() => {
+          gateway.setCommandHandler(undefined);
+          return gateway.stop();
+        })
+        .then(
         () => resolve(0),
         (err: unknown) => {
           log.error({ err }, 'shutdown failed');

@@ -1,4 +1,5 @@
 import {
+  CloseCode,
   closeCodePolicy,
   parseServerMessage,
   parseStream,
@@ -156,20 +157,29 @@ export class TradeSyncClient {
   #open(): void {
     const url = this.options.urls[this.#urlIndex % this.options.urls.length]!;
     this.#setState({ url });
-    const socket = new SocketConnection(
-      url,
-      this.options.WebSocket,
-      {
-        onOpen: () => {},
-        onMessage: (text) => {
-          if (this.#socket === socket) this.#onMessage(text);
+    let socket: SocketConnection;
+    try {
+      socket = new SocketConnection(
+        url,
+        this.options.WebSocket,
+        {
+          onOpen: () => {},
+          onMessage: (text) => {
+            if (this.#socket === socket) this.#onMessage(text);
+          },
+          onClose: (code, reason) => {
+            if (this.#socket === socket) this.#onClose(code, reason);
+          },
         },
-        onClose: (code, reason) => {
-          if (this.#socket === socket) this.#onClose(code, reason);
-        },
-      },
-      this.options.logger,
-    );
+        this.options.logger,
+        this.options.connectTimeoutMs,
+      );
+    } catch (error) {
+      // The constructor threw (e.g. an invalid URL): a failed attempt like any other.
+      this.options.logger.error('could not open a socket', { url, error: String(error) });
+      this.#onClose(1006, String(error));
+      return;
+    }
     this.#socket = socket;
   }
 
@@ -180,6 +190,8 @@ export class TradeSyncClient {
     for (const sub of this.#subs.values()) sub.replica.suspend();
     const wasConnected = this.#status.state === 'connected';
     this.#setState({ connectionId: null, lastClose: { code, reason } });
+    // The server says our positions are worthless: the next sync of every stream takes a snapshot.
+    if (code === CloseCode.STATE_INVALIDATED) for (const sub of this.#subs.values()) sub.snapshotNext = true;
     if (closeCodePolicy(code) === 'stop') {
       this.options.logger.warn('the server refused this client; not reconnecting', { code, reason });
       this.#fail();
@@ -394,11 +406,17 @@ export class TradeSyncClient {
     }
     sub.syncing = (async () => {
       let attempts = 0;
+      const fail = (error: Error) => {
+        const info: SyncFailedInfo = { stream: sub.stream, error, attempts };
+        this.options.logger.error('stream sync failed', { stream: sub.stream, error: String(error) });
+        for (const listener of sub.listeners) this.#call(() => listener.onSyncFailed?.(info));
+        this.#emitter.emit('sync_failed', info);
+      };
       for (;;) {
         if (!sub.active || this.#status.state !== 'connected') return;
         attempts++;
         sub.replica.beginSync();
-        const since = mode === 'resume' ? sub.position : undefined;
+        const since = mode === 'resume' && !sub.snapshotNext ? sub.position : undefined;
         try {
           const reply = await this.#send(
             'subscribe',
@@ -406,16 +424,20 @@ export class TradeSyncClient {
             this.options.requestTimeoutMs,
           );
           if (!sub.active) return;
+          // Only a subscribe sent without `since` answers an invalidation (close 4009).
+          if (!since) sub.snapshotNext = false;
           const gap = this.#applySubscribed(sub, reply as unknown as SubscribedReply);
           if (!gap) return;
+          // Bounded: a server whose replies never close the gap must not be asked forever.
+          if (attempts > this.options.syncRetries) {
+            fail(new Error(`${sub.stream}: replies left a gap after ${attempts} attempts`));
+            return;
+          }
           mode = 'resume';
         } catch (error) {
           if (error instanceof ConnectionLostError || error instanceof ClientClosedError) return; // resumed on reconnect
           if (attempts > this.options.syncRetries) {
-            const info: SyncFailedInfo = { stream: sub.stream, error: error as Error, attempts };
-            this.options.logger.error('stream sync failed', { stream: sub.stream, error: String(error) });
-            for (const listener of sub.listeners) this.#call(() => listener.onSyncFailed?.(info));
-            this.#emitter.emit('sync_failed', info);
+            fail(error as Error);
             return;
           }
         }
@@ -429,25 +451,34 @@ export class TradeSyncClient {
     return sub.syncing;
   }
 
-  /** Applies a `subscribed` reply; true when a gap remains and the stream must sync again. */
+  /**
+   * Applies a `subscribed` reply; true when a gap remains and the stream must sync again.
+   * Listeners hear things in the order they happened to the replica: replayed events
+   * then "synced" for a recovery; for a snapshot, "synced" (the state jumped to the
+   * snapshot's offset) before the buffered live events that continue it.
+   */
   #applySubscribed(sub: Subscription, reply: SubscribedReply): boolean {
     const result = sub.replica.applySubscribed(reply);
     sub.synced = true;
-    for (const event of result.applied) {
-      for (const listener of sub.listeners) this.#call(() => listener.onEvent?.(event));
-    }
-    this.#notifyState(sub, result.recovered ? 'recovered' : 'snapshot');
-    if (!result.gap) {
+    const announce = () => {
+      if (result.gap) return;
       const info: SyncedInfo = {
         stream: sub.stream,
         recovered: result.recovered,
         epoch: sub.replica.epoch ?? reply.epoch,
         offset: sub.replica.offset,
-        replayed: result.recovered ? (reply.events?.length ?? 0) : 0,
+        replayed: result.replayed,
+        ...(result.snapshotOffset !== undefined ? { snapshotOffset: result.snapshotOffset } : {}),
       };
       for (const listener of sub.listeners) this.#call(() => listener.onSynced?.(info));
       this.#emitter.emit('synced', info);
+    };
+    if (result.snapshotOffset !== undefined) announce();
+    for (const event of result.applied) {
+      for (const listener of sub.listeners) this.#call(() => listener.onEvent?.(event));
     }
+    this.#notifyState(sub, result.recovered ? 'recovered' : 'snapshot');
+    if (result.snapshotOffset === undefined) announce();
     return result.gap;
   }
 
@@ -655,7 +686,10 @@ export class TradeSyncClient {
       const body = (await res.json()) as { snapshots?: Record<string, { epoch: string; offset: number; state: unknown }> };
       // The socket may have come back while we fetched: then the socket's sync rules.
       if (this.#isConnected()) return ok;
-      for (const [stream, snapshot] of Object.entries(body.snapshots ?? {})) {
+      const snapshots = body.snapshots ?? {};
+      // Degraded means "fresh over HTTP": a stream the answer left out is not.
+      if (streams.some((stream) => !Object.hasOwn(snapshots, stream))) ok = false;
+      for (const [stream, snapshot] of Object.entries(snapshots)) {
         const sub = this.#subs.get(stream);
         // Only move forward: a snapshot older than the replica would take it back in time.
         if (!sub || (sub.replica.epoch === snapshot.epoch && snapshot.offset <= sub.replica.offset)) continue;

@@ -31,6 +31,8 @@ export interface ClientOptions {
   readonly backoff?: BackoffOptions;
   /** Reconnect attempts before giving up ("failed"). @default 10 */
   readonly maxAttempts?: number;
+  /** Longest wait for a new socket to open and say `connected`; then it counts as a failed attempt. @default 10000 */
+  readonly connectTimeoutMs?: number;
   /** Per-request timeout. @default 10000 */
   readonly requestTimeoutMs?: number;
   /** Retries of an idempotent request after a timeout or a lost connection. @default 2 */
@@ -75,6 +77,7 @@ export function resolveOptions(options: ClientOptions): ResolvedOptions {
     fetch: options.fetch ?? (typeof fetch === 'function' ? fetch.bind(globalThis) : undefined),
     backoff: options.backoff ?? DEFAULT_BACKOFF,
     maxAttempts: options.maxAttempts ?? 10,
+    connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
     requestTimeoutMs: options.requestTimeoutMs ?? 10_000,
     requestRetries: options.requestRetries ?? 2,
     syncRetries: options.syncRetries ?? 3,

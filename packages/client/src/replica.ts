@@ -26,6 +26,10 @@ export interface SyncResult {
   /** Events applied, in order (the replayed ones, then buffered live ones). */
   readonly applied: readonly LiveEvent[];
   readonly recovered: boolean;
+  /** How many of `applied` came from the reply's missed events (recovered). */
+  readonly replayed: number;
+  /** The offset of the snapshot that replaced the state (not recovered); buffered events after it are in `applied`. */
+  readonly snapshotOffset: number | undefined;
   /** A gap remains after the reply: the stream must be synced again. */
   readonly gap: boolean;
 }
@@ -77,7 +81,10 @@ export class StreamReplica {
   applySubscribed(reply: SubscribedReply): SyncResult {
     const applied: LiveEvent[] = [];
     let gap = false;
-    if (reply.recovered && this.epoch === reply.epoch) {
+    let snapshotOffset: number | undefined;
+    let replayed = 0;
+    const recovered = reply.recovered && this.epoch === reply.epoch;
+    if (recovered) {
       for (const event of reply.events ?? []) {
         if (event.offset <= this.offset) continue;
         if (event.offset !== this.offset + 1) {
@@ -87,12 +94,17 @@ export class StreamReplica {
         this.#apply(event);
         applied.push(event);
       }
-    } else {
+      replayed = applied.length;
+    } else if (reply.snapshot) {
       // A snapshot replaces everything at once: never merge old state with new.
-      const snapshot = reply.snapshot ?? { epoch: reply.epoch, offset: reply.offset, state: initialState(this.kind) };
-      this.state = snapshot.state as StreamState;
-      this.epoch = snapshot.epoch;
-      this.offset = snapshot.offset;
+      this.state = reply.snapshot.state as StreamState;
+      this.epoch = reply.snapshot.epoch;
+      this.offset = reply.snapshot.offset;
+      snapshotOffset = this.offset;
+    } else {
+      // "Recovered" from a position we no longer hold (the replica moved while the
+      // reply was in flight), or no snapshot at all: nothing here is safe to apply.
+      gap = true;
     }
     if (this.#overflowed) {
       // Live events were dropped while syncing: what we hold may have holes.
@@ -101,8 +113,11 @@ export class StreamReplica {
       gap = true;
     }
     if (!gap) gap = this.#drain(applied);
+    // The reply announced a head we did not reach (its events stopped short, and no
+    // buffered live event filled the rest): what is missing must be fetched.
+    if (!gap && this.epoch === reply.epoch && this.offset < reply.offset) gap = true;
     this.phase = gap ? 'syncing' : 'live';
-    return { applied, recovered: reply.recovered && this.epoch === reply.epoch, gap };
+    return { applied, recovered, replayed, snapshotOffset, gap };
   }
 
   applyLive(event: LiveEvent): LiveOutcome {

@@ -7,8 +7,14 @@ export interface SocketCallbacks {
   onClose(code: number, reason: string): void;
 }
 
-/** Close code the client uses when the server went silent for two heartbeat intervals. */
+/**
+ * Close code the client uses when the server went silent for two heartbeat intervals,
+ * or never finished the handshake (open + `connected`) in time. 4000–4099: resume.
+ */
 export const HEARTBEAT_TIMEOUT_CODE = 4000;
+
+/** Ignores the late `error` that `ws` emits when a socket still connecting is closed. */
+const ignore = (): void => {};
 
 /**
  * Owns one WebSocket and its keep-alive. Browsers hide protocol pings, so the client
@@ -19,15 +25,33 @@ export class SocketConnection {
   readonly #socket: WebSocketLike;
   #closed = false;
   #heartbeat: ReturnType<typeof setInterval> | undefined;
+  /** Fires when the handshake, or later the silence, lasted too long. */
+  #deadline: ReturnType<typeof setTimeout> | undefined;
   lastReceivedAt = Date.now();
 
+  /**
+   * `connectTimeoutMs` bounds the handshake: a peer that accepts TCP but never
+   * answers (a stalled proxy, a frozen node) would otherwise hold the client in
+   * "connecting" forever, with no close event to start the backoff.
+   */
   constructor(
     readonly url: string,
     WebSocketImpl: WebSocketConstructor,
     private readonly callbacks: SocketCallbacks,
     private readonly log: Logger,
+    connectTimeoutMs: number,
   ) {
-    this.#socket = new WebSocketImpl(url);
+    this.#deadline = setTimeout(() => {
+      this.log.warn('no connected message in time: giving up on this socket', { url, connectTimeoutMs });
+      this.close(HEARTBEAT_TIMEOUT_CODE, 'connect timeout');
+    }, connectTimeoutMs);
+    try {
+      this.#socket = new WebSocketImpl(url);
+    } catch (error) {
+      // An invalid URL throws synchronously; report it like any failed connection.
+      clearTimeout(this.#deadline);
+      throw error;
+    }
     this.#socket.onopen = () => {
       this.lastReceivedAt = Date.now();
       this.callbacks.onOpen();
@@ -50,17 +74,27 @@ export class SocketConnection {
     return true;
   }
 
-  /** Pings every `intervalMs`; two intervals of silence end the connection. */
+  /**
+   * Pings every `intervalMs`; two intervals of silence end the connection. The
+   * silence check is a timer aimed at `lastReceivedAt + 2 × interval` (re-aimed when
+   * it fires early), so a dead peer is noticed within two intervals, not three, and
+   * no timer is armed per message.
+   */
   startHeartbeat(intervalMs: number): void {
+    if (this.#closed) return;
     clearInterval(this.#heartbeat);
-    this.#heartbeat = setInterval(() => {
-      if (Date.now() - this.lastReceivedAt > 2 * intervalMs) {
-        this.log.warn('no message for two heartbeat intervals: connection is dead', { url: this.url });
+    this.#heartbeat = setInterval(() => this.send({ type: 'ping' }), intervalMs);
+    const watch = () => {
+      const silentFor = Date.now() - this.lastReceivedAt;
+      if (silentFor >= 2 * intervalMs) {
+        this.log.warn('no message for two heartbeat intervals: connection is dead', { url: this.url, silentFor });
         this.close(HEARTBEAT_TIMEOUT_CODE, 'heartbeat timeout');
         return;
       }
-      this.send({ type: 'ping' });
-    }, intervalMs);
+      this.#deadline = setTimeout(watch, 2 * intervalMs - silentFor);
+    };
+    clearTimeout(this.#deadline);
+    watch();
   }
 
   /**
@@ -80,7 +114,11 @@ export class SocketConnection {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#heartbeat);
-    this.#socket.onopen = this.#socket.onmessage = this.#socket.onerror = this.#socket.onclose = null;
+    clearTimeout(this.#deadline);
+    this.#socket.onopen = this.#socket.onmessage = this.#socket.onclose = null;
+    // Not null: `ws` emits `error` after closing a socket that was still connecting,
+    // and an EventEmitter `error` without a listener would crash the process.
+    this.#socket.onerror = ignore;
     this.callbacks.onClose(code, reason);
   }
 }

@@ -12,6 +12,8 @@ export interface SyncedInfo {
   readonly offset: number;
   /** Events replayed (recovered) — 0 for a snapshot. */
   readonly replayed: number;
+  /** For a snapshot: the offset it was taken at (`offset` is later when buffered live events followed it). */
+  readonly snapshotOffset?: number;
 }
 
 export interface SyncFailedInfo {
@@ -50,6 +52,8 @@ export class Subscription {
   /** A further sync was asked for while one was in flight. */
   resyncQueued: 'resume' | 'fresh' | undefined;
   synced = false;
+  /** The server invalidated our position (close 4009): the next sync asks for a snapshot. */
+  snapshotNext = false;
   /** The client wants this stream (false once the last listener left). */
   active = true;
   #view: StreamState | undefined;
