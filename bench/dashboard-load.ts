@@ -1,0 +1,170 @@
+/**
+ * The dashboard under load: a real gateway serving the built dashboard, a producer
+ * publishing ~1,000 events/s over HTTP (market ticks, signals, orders), and Debian's
+ * Chromium showing the desk. Measures long tasks (PerformanceObserver 'longtask'),
+ * event-to-screen latency (the event's server timestamp vs the frame that shows it,
+ * from the page's `?probe` hook) and the JS heap (CDP, after a GC) at start and end.
+ *
+ *   node --import tsx bench/dashboard-load.ts [--duration 60] [--rate 1000]
+ */
+import { parseArgs } from 'node:util';
+import { mkdirSync } from 'node:fs';
+import type { CDPSession, Page } from 'playwright-core';
+import { ARTIFACTS, deskEvents, launchBrowser, marketHistory, publishAll, startDeskGateway, SYMBOL_PRICES } from '../e2e/support/desk.js';
+
+const { values } = parseArgs({ options: { duration: { type: 'string', default: '60' }, rate: { type: 'string', default: '1000' }, profile: { type: 'boolean', default: false } } });
+const durationS = Number(values.duration);
+const rate = Number(values.rate);
+if (!(durationS > 0) || !(rate > 0)) throw new Error('--duration and --rate must be positive numbers');
+
+const TICK_MS = 50;
+const perBatch = Math.round((rate * TICK_MS) / 1000);
+const symbols = Object.keys(SYMBOL_PRICES);
+
+function batch(n: number, seq: { i: number }): unknown[] {
+  const out: unknown[] = [];
+  const now = new Date().toISOString();
+  for (let k = 0; k < n; k++) {
+    const i = seq.i++;
+    const r = i % 20;
+    const symbol = symbols[i % symbols.length]!;
+    const price = (SYMBOL_PRICES[symbol]! * (1 + Math.sin(i / 500) * 0.01)).toFixed(2);
+    if (r < 14) out.push({ stream: `market:${symbol}`, type: 'market:tick', data: { symbol, price, timestamp: now } });
+    else if (r < 17)
+      out.push({
+        stream: 'signals:demo',
+        type: 'signal:new',
+        data: { id: `sig-load-${i}`, symbol, pattern_type: 'SOS', confidence_score: 50 + (i % 50), status: 'pending', session_id: 's1', created_at: now, side: 'buy', entry_price: price },
+      });
+    else
+      out.push({
+        stream: 'orders:demo',
+        type: 'order:updated',
+        data: { order_id: `ord-load-${i % 150}`, symbol, side: i % 2 ? 'buy' : 'sell', order_type: 'limit', quantity: '1.5', price, filled_quantity: '0', status: 'open', session_id: 's1', created_at: now },
+      });
+  }
+  return out;
+}
+
+async function heapMb(cdp: CDPSession): Promise<number> {
+  await cdp.send('HeapProfiler.collectGarbage');
+  const { metrics } = await cdp.send('Performance.getMetrics');
+  const used = metrics.find((m) => m.name === 'JSHeapUsedSize')?.value ?? 0;
+  return used / 1024 / 1024;
+}
+
+const pct = (sorted: number[], p: number) => (sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!);
+
+async function main(): Promise<void> {
+  const gw = await startDeskGateway();
+  const browser = await launchBrowser();
+  try {
+    await publishAll(gw.url, [...marketHistory('demo', 120), ...deskEvents('demo')]);
+    const page: Page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
+    await page.addInitScript(() => {
+      const w = window as unknown as { __longtasks: number[] };
+      w.__longtasks = [];
+      new PerformanceObserver((list) => {
+        for (const e of list.getEntries()) w.__longtasks.push(e.duration);
+      }).observe({ type: 'longtask', buffered: true });
+    });
+    await page.goto(`${gw.url}/?probe=1`);
+    await page.locator('.conn-text', { hasText: 'Live' }).waitFor({ timeout: 20_000 });
+    await page.waitForTimeout(2000);
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send('Performance.enable');
+    // Start from a clean slate: the page load's own long tasks are not the load's.
+    await page.evaluate(() => {
+      (window as unknown as { __longtasks: number[] }).__longtasks.length = 0;
+      window.__tradesyncProbe!.latencies.length = 0;
+    });
+    const heapStart = await heapMb(cdp);
+    if (values.profile) {
+      await cdp.send('Profiler.enable');
+      await cdp.send('Profiler.start');
+    }
+
+    const seq = { i: 0 };
+    let published = 0;
+    let failures = 0;
+    const started = Date.now();
+    const deadline = started + durationS * 1000;
+    let next = started;
+    const samples: Array<{ t: number; heap: number }> = [];
+    let lastSample = started;
+    while (Date.now() < deadline) {
+      const events = batch(perBatch, seq);
+      try {
+        // Keep-alive fetch: one producer connection, as a real engine would hold.
+        const res = await fetch(`${gw.url}/api/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(events) });
+        await res.arrayBuffer();
+        if (!res.ok) throw new Error(String(res.status));
+        published += events.length;
+      } catch {
+        failures++;
+      }
+      next += TICK_MS;
+      const wait = next - Date.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      if (Date.now() - lastSample > 10_000) {
+        lastSample = Date.now();
+        const { metrics } = await cdp.send('Performance.getMetrics');
+        samples.push({ t: Math.round((lastSample - started) / 1000), heap: (metrics.find((m) => m.name === 'JSHeapUsedSize')?.value ?? 0) / 1024 / 1024 });
+      }
+    }
+    const elapsed = (Date.now() - started) / 1000;
+    if (values.profile) printProfile((await cdp.send('Profiler.stop')).profile);
+    await page.waitForTimeout(1000);
+    const heapEnd = await heapMb(cdp);
+    const { longtasks, latencies } = await page.evaluate(() => ({
+      longtasks: (window as unknown as { __longtasks: number[] }).__longtasks.slice(),
+      latencies: window.__tradesyncProbe!.latencies.slice(),
+    }));
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: `${ARTIFACTS}/bench-dashboard-load.png` });
+    const sorted = latencies.sort((a, b) => a - b);
+    const over50 = longtasks.filter((d) => d > 50);
+    const rows: Array<[string, string, string]> = [
+      ['duration', `${elapsed.toFixed(1)} s`, ''],
+      ['events published', `${published} (${(published / elapsed).toFixed(0)}/s)`, `target ${rate}/s`],
+      ['publish failures', String(failures), ''],
+      ['events measured on screen', String(sorted.length), ''],
+      ['event→screen p50', `${pct(sorted, 50).toFixed(0)} ms`, '< 100 ms'],
+      ['event→screen p95', `${pct(sorted, 95).toFixed(0)} ms`, ''],
+      ['event→screen p99', `${pct(sorted, 99).toFixed(0)} ms`, ''],
+      ['event→screen max', `${(sorted.at(-1) ?? NaN).toFixed(0)} ms`, ''],
+      ['long tasks (> 50 ms)', `${over50.length}`, '0'],
+      ['longest task', `${Math.max(0, ...longtasks).toFixed(0)} ms`, '≤ 50 ms'],
+      ['JS heap start (after GC)', `${heapStart.toFixed(1)} MB`, ''],
+      ['JS heap end (after GC)', `${heapEnd.toFixed(1)} MB`, 'flat'],
+      ['JS heap during run', samples.map((s) => `${s.t}s:${s.heap.toFixed(0)}`).join(' '), ''],
+    ];
+    const w0 = Math.max(...rows.map((r) => r[0].length));
+    const w1 = Math.max(...rows.map((r) => r[1].length));
+    console.log(`\ndashboard under load (${rate} events/s for ${durationS} s)\n`);
+    for (const [k, v, t] of rows) console.log(`${k.padEnd(w0)}  ${v.padEnd(w1)}  ${t}`);
+  } finally {
+    await browser.close();
+    await gw[Symbol.asyncDispose]();
+  }
+}
+
+/** `--profile`: the page's functions by self time, to see where a frame goes. */
+function printProfile(profile: { nodes: Array<{ id: number; callFrame: { functionName: string; url: string; lineNumber: number } }>; samples?: number[]; timeDeltas?: number[] }): void {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const self = new Map<string, number>();
+  const samples = profile.samples ?? [];
+  const deltas = profile.timeDeltas ?? [];
+  for (let i = 0; i < samples.length; i++) {
+    const node = byId.get(samples[i]!);
+    if (!node) continue;
+    const f = node.callFrame;
+    const key = `${f.functionName || '(anonymous)'} ${f.url.split('/').pop() ?? ''}:${f.lineNumber}`;
+    self.set(key, (self.get(key) ?? 0) + (deltas[i] ?? 0) / 1000);
+  }
+  const top = [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, 25);
+  console.log('\npage CPU by self time (ms):');
+  for (const [k, ms] of top) console.log(`${ms.toFixed(0).padStart(8)}  ${k}`);
+}
+
+await main();

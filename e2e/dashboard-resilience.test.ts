@@ -1,0 +1,121 @@
+import { mkdirSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Browser, Page } from 'playwright-core';
+import { httpJson } from '../packages/server/test/support/harness.js';
+import { ARTIFACTS, countSockets, deskEvents, launchBrowser, marketHistory, publishAll, startDeskGateway, type DeskGateway } from './support/desk.js';
+
+/**
+ * Never stale: the dashboard through a gateway restart (same port, same data) and
+ * through a sync that fails (the banner, then Force Sync).
+ */
+let browser: Browser;
+
+beforeAll(async () => {
+  browser = await launchBrowser();
+  mkdirSync(ARTIFACTS, { recursive: true });
+});
+
+afterAll(async () => {
+  await browser?.close();
+});
+
+const statusText = (page: Page) => page.locator('.conn-text').textContent();
+
+/** The positions and open orders on screen, as sorted lists of their keys and quantities. */
+async function onScreen(page: Page): Promise<{ positions: string[]; orders: string[] }> {
+  return page.evaluate(() => ({
+    positions: [...document.querySelectorAll('[data-testid="positions-table"] tr[data-symbol]')].map((r) => `${r.getAttribute('data-symbol')}=${r.getAttribute('data-quantity')}`).sort(),
+    orders: [...document.querySelectorAll('[data-testid="orders-table"] tr[data-order-id]')].map((r) => r.getAttribute('data-order-id') ?? '').sort(),
+  }));
+}
+
+async function fromServer(url: string): Promise<{ positions: string[]; orders: string[] }> {
+  const { body } = await httpJson('GET', `${url}/api/state/snapshot?account=demo`);
+  const positions = (body.positions as Array<{ symbol: string; quantity: string }>).map((p) => `${p.symbol}=${p.quantity}`).sort();
+  const orders = (body.pending_orders as Array<{ order_id: string }>).map((o) => o.order_id).sort();
+  return { positions, orders };
+}
+
+describe('the dashboard stays true', { timeout: 90_000 }, () => {
+  it('survives a gateway restart: Reconnecting (attempt n/10) → Live → State synchronized, and shows what the server has', async () => {
+    let gw: DeskGateway | undefined = await startDeskGateway({ keepData: true });
+    const port = gw.gateway.port;
+    const dataDir = gw.dataDir;
+    try {
+      await publishAll(gw.url, [...marketHistory('demo', 60), ...deskEvents('demo')]);
+      const page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
+      const sockets = countSockets(page);
+      await page.goto(`${gw.url}/`);
+      await expect.poll(() => statusText(page), { timeout: 15_000 }).toBe('Live');
+      await expect.poll(() => page.locator('[data-testid="positions-table"] tr[data-symbol]').count()).toBe(3);
+
+      await gw.stop();
+      await expect.poll(() => statusText(page), { timeout: 10_000 }).toMatch(/^Reconnecting \(attempt \d+\/10\)/);
+      await expect.poll(() => page.locator('.countdown').textContent(), { timeout: 5000 }).toMatch(/^Retrying in \d+s…$/);
+      // Panels grey out while the data cannot be trusted to be current.
+      expect(await page.locator('[data-panel="positions"]').getAttribute('data-stale')).toBe('true');
+      await page.screenshot({ path: `${ARTIFACTS}/reconnecting.png` });
+
+      gw = await startDeskGateway({ port, dataDir, keepData: true });
+      // What changed while the page was away: it must show it after the resync.
+      await publishAll(gw.url, [
+        { stream: 'portfolio:demo', type: 'position:closed', data: { symbol: 'AAPL' } },
+        { stream: 'portfolio:demo', type: 'position:updated', data: { symbol: 'BTC-USD', side: 'long', quantity: '0.7000', avg_price: '41900.00', mark_price: '42100.00', unrealized_pnl: '140.00' } },
+        { stream: 'orders:demo', type: 'order:closed', data: { order_id: 'ord-demo-1', status: 'filled' } },
+        { stream: 'orders:demo', type: 'order:updated', data: { order_id: 'ord-after-restart', symbol: 'MSFT', side: 'sell', order_type: 'limit', quantity: '5', price: '420.00', filled_quantity: '0', status: 'open', session_id: 's1', created_at: new Date().toISOString() } },
+      ]);
+      await page.getByText('State synchronized').waitFor({ timeout: 30_000 });
+      expect(await statusText(page)).toBe('Live');
+      await expect.poll(() => page.locator('[data-panel="positions"]').getAttribute('data-stale')).toBe('false');
+      await expect.poll(() => onScreen(page)).toEqual(await fromServer(gw.url));
+      const shown = await onScreen(page);
+      expect(shown.positions).toContain('BTC-USD=0.7000');
+      expect(shown.orders).toContain('ord-after-restart');
+      expect(shown.orders).not.toContain('ord-demo-1');
+      await page.screenshot({ path: `${ARTIFACTS}/resynced.png` });
+      // A reconnect replaces the socket; never two at once.
+      expect(sockets.count).toBe(2);
+      await page.close();
+    } finally {
+      await gw?.stop();
+      const { rmSync } = await import('node:fs');
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('shows a banner when sync fails, and Force Sync recovers', async () => {
+    await using gw = await startDeskGateway();
+    await publishAll(gw.url, deskEvents('demo'));
+    const page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
+    // Between the page and the gateway: while `drop` is set, subscribe requests go unanswered.
+    let drop = false;
+    await page.routeWebSocket(/\/ws$/, (ws) => {
+      const server = ws.connectToServer();
+      ws.onMessage((message) => {
+        if (drop && typeof message === 'string' && message.includes('"type":"subscribe"')) return;
+        server.send(message);
+      });
+    });
+    // A short request timeout (URL parameter) so the failure comes in seconds, not a minute.
+    await page.goto(`${gw.url}/?requestTimeoutMs=700`);
+    await expect.poll(() => statusText(page), { timeout: 15_000 }).toBe('Live');
+    await expect.poll(() => page.locator('[data-testid="orders-table"] tr[data-order-id]').count()).toBe(4);
+
+    drop = true;
+    await page.getByRole('button', { name: 'Force Sync' }).click();
+    const banner = page.getByTestId('sync-banner');
+    await banner.waitFor({ timeout: 20_000 });
+    expect(await banner.textContent()).toContain('Could not synchronize');
+    expect(await banner.getByRole('button', { name: 'refresh the page' }).count()).toBe(1);
+    await page.screenshot({ path: `${ARTIFACTS}/sync-failed.png` });
+
+    // While it was failing, the server moved on.
+    await publishAll(gw.url, [{ stream: 'orders:demo', type: 'order:closed', data: { order_id: 'ord-demo-2', status: 'cancelled' } }]);
+    drop = false;
+    await banner.getByRole('button', { name: 'Force Sync' }).click();
+    await page.getByText('State synchronized').waitFor({ timeout: 15_000 });
+    await expect.poll(() => banner.count()).toBe(0);
+    await expect.poll(() => page.locator('tr[data-order-id="ord-demo-2"]').count()).toBe(0);
+    await page.close();
+  });
+});

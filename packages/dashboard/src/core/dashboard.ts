@@ -1,0 +1,90 @@
+import { getClient, httpBase, type ClientOptions } from '@tradesync/client';
+import { Desk } from './desk.js';
+import { browserFrame } from './frame.js';
+import { createLogShipper, type LogShipper } from './logs.js';
+import { createNotifications, type ToastSpec } from './notifications.js';
+import { ChartSeries } from './series.js';
+import { ACCOUNTS, createStores, loadSettings, saveSettings, type PanelId, type Settings, type Stores } from './stores.js';
+import { createThrottle } from './throttle.js';
+
+/**
+ * Puts the page together, outside React: one client for the page (the SDK's shared
+ * `getClient`, so however many panels there are, there is one socket), the stores,
+ * the desk that feeds them, the logger and the toasts.
+ *
+ * URL parameters (for operators and tests): `account`, `token`, `debug` (debug lines
+ * in the console), `probe` (keep event-to-screen latencies on `window` for the
+ * benchmark), `requestTimeoutMs` (a short one lets a test provoke a sync failure).
+ */
+export interface Dashboard {
+  readonly stores: Stores;
+  readonly desk: Desk;
+  readonly chart: ChartSeries;
+  readonly logger: LogShipper;
+  readonly settings: { update(patch: Partial<Settings>): void; setPanel(id: PanelId, open: boolean): void };
+}
+
+export interface DashboardEnv {
+  readonly location: Pick<Location, 'protocol' | 'host' | 'search'>;
+  readonly storage: Storage | undefined;
+  readonly showToast: (toast: ToastSpec, openSignal: (id: string) => void) => void;
+  readonly onAccountChange?: (account: string) => void;
+  readonly probe?: { latencies: number[] };
+}
+
+export function createDashboard(env: DashboardEnv): Dashboard {
+  const params = new URLSearchParams(env.location.search);
+  const wsUrl = `${env.location.protocol === 'https:' ? 'wss' : 'ws'}://${env.location.host}/ws`;
+  const base = httpBase(wsUrl);
+  const logger = createLogShipper({ endpoint: `${base}/api/logs`, debugToConsole: params.has('debug') });
+  const requestTimeoutMs = Number(params.get('requestTimeoutMs'));
+  const token = params.get('token');
+  const options: Omit<ClientOptions, 'url'> = {
+    logger,
+    ...(Number.isFinite(requestTimeoutMs) && requestTimeoutMs > 0 ? { requestTimeoutMs } : {}),
+    ...(token ? { token } : {}),
+  };
+  const client = getClient(wsUrl, options);
+
+  const requested = params.get('account');
+  const account = requested && (ACCOUNTS as readonly string[]).includes(requested) ? requested : (requested ?? ACCOUNTS[0]);
+  const stores = createStores({ account, status: client.status, settings: loadSettings(env.storage), now: Date.now() });
+  const chart = new ChartSeries();
+  // The toasts' "View details" needs the desk, which needs the notifications: tie the knot late.
+  const late: { desk?: Desk } = {};
+  const notifications = createNotifications({
+    throttle: createThrottle(),
+    enabled: () => stores.settings.getState().toasts,
+    show: (toast) => env.showToast(toast, (id) => late.desk?.selectSignal(id)),
+  });
+  const desk = new Desk({
+    client,
+    stores,
+    notifications,
+    chart,
+    requestFrame: browserFrame,
+    fetch: typeof fetch === 'function' ? fetch.bind(globalThis) : undefined,
+    httpBase: base,
+    ...(env.probe ? { probe: env.probe } : {}),
+  });
+  late.desk = desk;
+  desk.start();
+
+  stores.settings.subscribe((s) => saveSettings(env.storage, s));
+  if (env.onAccountChange) {
+    const notify = env.onAccountChange;
+    stores.data.subscribe((d, prev) => {
+      if (d.account !== prev.account) notify(d.account);
+    });
+  }
+  return {
+    stores,
+    desk,
+    chart,
+    logger,
+    settings: {
+      update: (patch) => stores.settings.setState(patch),
+      setPanel: (id, open) => stores.settings.setState((s) => ({ panels: { ...s.panels, [id]: open } })),
+    },
+  };
+}

@@ -1,0 +1,430 @@
+import type { ClientStatus, LiveEvent, StreamHandle, SyncedInfo, SyncFailedInfo, TradeSyncClient } from '@tradesync/client';
+import {
+  ACCOUNT_STREAM_KINDS,
+  parseStream,
+  type AccountStreamKind,
+  type MarketState,
+  type OrdersState,
+  type PortfolioState,
+  type SignalsState,
+  type StreamState,
+} from '@tradesync/protocol';
+import { createFrameCoalescer, type FrameCoalescer, type RequestFrame } from './frame.js';
+import type { Notifications } from './notifications.js';
+import { EMA_INDICATOR, type ChartSeries } from './series.js';
+import { emptyAccountStreams, SYMBOLS, type DataState, type DebugMessage, type StreamSlice, type Stores } from './stores.js';
+
+/**
+ * The desk: the one place where the SDK meets the stores. It subscribes the streams
+ * of the chosen account (and the public markets) on the page's one client, keeps
+ * each stream's replica state in the data store — replaced whole, never patched, so
+ * a snapshot after a resync replaces everything — and writes the stores at most
+ * once per animation frame however fast events come. React only reads the stores.
+ */
+export interface DeskOptions {
+  readonly client: TradeSyncClient;
+  readonly stores: Stores;
+  readonly notifications: Notifications;
+  readonly chart: ChartSeries;
+  readonly requestFrame: RequestFrame;
+  readonly now?: () => number;
+  /** For the chart's history backfill over REST (`GET /api/v1/streams/…/events`). */
+  readonly fetch?: typeof fetch;
+  readonly httpBase?: string;
+  /** Keep every event-to-screen latency on `window` for the benchmark. */
+  readonly probe?: { latencies: number[] };
+}
+
+const DEBUG_MESSAGES = 200;
+const PROBE_LIMIT = 200_000;
+/** Frame keys: which store a flush must write. */
+type Dirty = 'data' | 'status' | 'chart';
+
+interface SyncRound {
+  readonly pending: Set<string>;
+  failed: boolean;
+}
+
+export class Desk {
+  readonly #client: TradeSyncClient;
+  readonly #stores: Stores;
+  readonly #notify: Notifications;
+  readonly #chart: ChartSeries;
+  readonly #now: () => number;
+  readonly #frames: FrameCoalescer<Dirty>;
+  readonly #handles = new Map<string, StreamHandle>();
+  /** States received since the last frame, by stream (only the latest counts). */
+  #pendingStates = new Map<string, StreamState>();
+  /** Server timestamps of the events received since the last frame. */
+  #pendingEventTimes: number[] = [];
+  /** Event times waiting for the frame that shows them to be committed. */
+  readonly #frameEventTimes = new Map<number, number[]>();
+  #round: SyncRound | undefined;
+  #wasConnected = false;
+  #lostConnection = false;
+  readonly #commandTargets = new Map<string, { action: string; target: string; label: string }>();
+  readonly #messages: DebugMessage[] = [];
+  #eventCount = 0;
+  #wireSamples: number[] = [];
+  #screenSamples: number[] = [];
+  readonly #offs: Array<() => void> = [];
+  #clock: ReturnType<typeof setInterval> | undefined;
+  #backfilled = new Set<string>();
+
+  constructor(private readonly options: DeskOptions) {
+    this.#client = options.client;
+    this.#stores = options.stores;
+    this.#notify = options.notifications;
+    this.#chart = options.chart;
+    this.#now = options.now ?? Date.now;
+    this.#frames = createFrameCoalescer((keys) => this.#flush(keys), options.requestFrame);
+  }
+
+  get account(): string {
+    return this.#stores.data.getState().account;
+  }
+
+  start(): void {
+    const client = this.#client;
+    this.#offs.push(
+      client.on('status', (status, previous) => this.#onStatus(status, previous)),
+      client.on('synced', (info) => this.#onSynced(info)),
+      client.on('sync_failed', (info) => this.#onSyncFailed(info)),
+      client.on('message', (message) => this.#onMessage(message)),
+      client.on('command', (update) => {
+        const target = this.#commandTargets.get(update.commandId);
+        if (!target) return;
+        const mark = { commandId: update.commandId, action: update.action, target: target.target, phase: update.phase, message: update.error?.message, at: this.#now() };
+        this.#stores.ui.setState((ui) => ({ commands: { ...ui.commands, [target.target]: mark } }));
+        if (update.phase === 'rolled_back') {
+          this.#notify.always({ kind: 'error', title: `${target.label} failed`, description: update.error?.message ?? 'rolled back' });
+        }
+        if (update.phase !== 'pending') this.#commandTargets.delete(update.commandId);
+      }),
+    );
+    this.#wasConnected = client.status.state === 'connected';
+    for (const symbol of SYMBOLS) this.#subscribe(`market:${symbol}`);
+    this.#subscribeAccount(this.account);
+    this.#clock = setInterval(() => this.#tick(), 1000);
+  }
+
+  dispose(): void {
+    clearInterval(this.#clock);
+    for (const off of this.#offs.splice(0)) off();
+    for (const handle of this.#handles.values()) handle.unsubscribe();
+    this.#handles.clear();
+  }
+
+  /* ------------------------------------------------------------------ streams */
+
+  setAccount(account: string): void {
+    const previous = this.account;
+    if (account === previous) return;
+    for (const kind of ACCOUNT_STREAM_KINDS) {
+      const stream = `${kind}:${previous}`;
+      this.#handles.get(stream)?.unsubscribe();
+      this.#handles.delete(stream);
+      this.#pendingStates.delete(stream);
+    }
+    this.#chart.clearIndicators();
+    this.#stores.data.setState({ account, ...emptyAccountStreams() });
+    this.#stores.ui.setState({ selectedSignal: null, commands: {} });
+    this.#stores.connection.setState({ syncFailure: null });
+    this.#subscribeAccount(account);
+  }
+
+  #subscribeAccount(account: string): void {
+    for (const kind of ACCOUNT_STREAM_KINDS) this.#subscribe(`${kind}:${account}`);
+  }
+
+  #subscribe(stream: string): void {
+    if (this.#handles.has(stream)) return;
+    const handle = this.#client.subscribe(stream, {
+      onState: (state) => {
+        this.#pendingStates.set(stream, state);
+        this.#frames.schedule('data');
+      },
+      onEvent: (event) => this.#onEvent(event),
+    });
+    this.#handles.set(stream, handle);
+    // A stream already synced (shared with someone else) shows at once.
+    if (handle.synced) {
+      this.#pendingStates.set(stream, handle.state);
+      this.#frames.schedule('data');
+    }
+  }
+
+  #onEvent(event: LiveEvent): void {
+    this.#eventCount++;
+    const at = Date.parse(event.timestamp);
+    if (!Number.isNaN(at)) this.#pendingEventTimes.push(at);
+    const data = event.data;
+    if (event.type === 'market:tick') {
+      this.#chart.price(String(data.symbol)).push(Date.parse(String(data.timestamp ?? event.timestamp)), data.price);
+      this.#frames.schedule('chart');
+    } else if (event.type === 'indicator:updated' && data.name === EMA_INDICATOR) {
+      this.#chart.ema(String(data.symbol)).push(Date.parse(String(data.timestamp ?? event.timestamp)), data.value);
+      this.#frames.schedule('chart');
+    } else if (event.stream === `signals:${this.account}`) {
+      this.#notify.onEvent(event, (id) => {
+        const signal = (this.#handles.get(event.stream)?.state as SignalsState | undefined)?.signals[id];
+        return signal?.symbol;
+      });
+    }
+  }
+
+  /* ------------------------------------------------------------------ frames */
+
+  #flush(keys: ReadonlySet<Dirty>): void {
+    const now = this.#now();
+    if (keys.has('data') && this.#pendingStates.size > 0) {
+      const current = this.#stores.data.getState();
+      const patch: { -readonly [K in keyof DataState]?: DataState[K] } = {};
+      let market: Record<string, StreamSlice<MarketState>> | undefined;
+      let portfolio: PortfolioState | undefined;
+      for (const [stream, state] of this.#pendingStates) {
+        const ref = parseStream(stream);
+        const handle = this.#handles.get(stream);
+        if (!ref || !handle) continue;
+        const slice = { state, updatedAt: now, synced: handle.synced, offset: handle.position?.offset ?? 0 };
+        if (ref.kind === 'market') {
+          market ??= { ...current.market };
+          market[ref.symbol] = slice as StreamSlice<MarketState>;
+        } else if (ref.account === current.account) {
+          (patch as Record<AccountStreamKind, unknown>)[ref.kind] = slice;
+          if (ref.kind === 'portfolio') portfolio = state as PortfolioState;
+        }
+      }
+      this.#pendingStates = new Map();
+      if (market) patch.market = market;
+      const frame = current.frame + 1;
+      patch.frame = frame;
+      if (this.#pendingEventTimes.length > 0) {
+        this.#frameEventTimes.set(frame, this.#pendingEventTimes);
+        this.#pendingEventTimes = [];
+      }
+      this.#stores.data.setState(patch);
+      if (portfolio) this.#notify.onPortfolio(portfolio);
+      for (const stream of [...this.#handles.keys()].filter((s) => !s.startsWith('market:'))) this.#backfill(stream);
+      for (const symbol of SYMBOLS) this.#backfill(`market:${symbol}`);
+    }
+    if (keys.has('status')) this.#stores.connection.setState({ status: this.#client.status });
+    if (keys.has('chart')) this.#chart.notify();
+  }
+
+  /**
+   * Called by the page once a frame is on screen (a layout effect): every event that
+   * frame carried is now visible, so its event-to-screen latency is known.
+   */
+  committed(frame: number): void {
+    const now = this.#now();
+    for (const [f, times] of this.#frameEventTimes) {
+      if (f > frame) continue;
+      for (const t of times) {
+        const latency = now - t;
+        this.#screenSamples.push(latency);
+        const probe = this.options.probe;
+        if (probe) {
+          probe.latencies.push(latency);
+          if (probe.latencies.length > PROBE_LIMIT) probe.latencies.splice(0, PROBE_LIMIT / 2);
+        }
+      }
+      this.#frameEventTimes.delete(f);
+    }
+    if (this.#screenSamples.length > 5000) this.#screenSamples = this.#screenSamples.slice(-1000);
+  }
+
+  /* ------------------------------------------------------------------ connection and sync */
+
+  #onStatus(status: ClientStatus, previous: ClientStatus): void {
+    if (status.state !== previous.state) {
+      if (previous.state === 'connected') this.#lostConnection = true;
+      if (status.state === 'connected') {
+        // A reconnect: every stream resyncs; when all are done the page says so.
+        if (this.#wasConnected && this.#lostConnection) this.#startRound();
+        this.#wasConnected = true;
+        this.#lostConnection = false;
+      }
+      // A state change shows now, not a frame later: the announcement must not wait.
+      this.#stores.connection.setState({ status });
+      return;
+    }
+    this.#frames.schedule('status');
+  }
+
+  #startRound(): void {
+    this.#round = { pending: new Set(this.#handles.keys()), failed: false };
+  }
+
+  #onSynced(info: SyncedInfo): void {
+    const failure = this.#stores.connection.getState().syncFailure;
+    if (failure?.streams.includes(info.stream)) {
+      const streams = failure.streams.filter((s) => s !== info.stream);
+      this.#stores.connection.setState({ syncFailure: streams.length > 0 ? { ...failure, streams } : null });
+    }
+    const round = this.#round;
+    if (!round) return;
+    round.pending.delete(info.stream);
+    if (round.pending.size === 0) {
+      this.#round = undefined;
+      const stillFailing = this.#stores.connection.getState().syncFailure !== null;
+      if (!stillFailing) {
+        this.#stores.connection.setState({ lastSyncedAt: this.#now(), forceSyncing: false });
+        this.#notify.always({ kind: 'success', title: 'State synchronized', description: 'Every panel shows the server’s current state.' });
+      }
+    }
+  }
+
+  #onSyncFailed(info: SyncFailedInfo): void {
+    const failure = this.#stores.connection.getState().syncFailure;
+    const streams = [...new Set([...(failure?.streams ?? []), info.stream])];
+    this.#stores.connection.setState({
+      syncFailure: { streams, message: `Could not synchronize ${streams.join(', ')}: ${info.error.message}` },
+      forceSyncing: false,
+    });
+    if (this.#round) {
+      this.#round.failed = true;
+      this.#round.pending.delete(info.stream);
+      if (this.#round.pending.size === 0) this.#round = undefined;
+    }
+  }
+
+  /** Fresh snapshots of every stream; "State synchronized" when all are back. */
+  forceSync(): void {
+    this.#startRound();
+    this.#stores.connection.setState({ forceSyncing: true });
+    this.#client.forceSync().then(
+      () => this.#stores.connection.setState({ forceSyncing: false }),
+      () => this.#stores.connection.setState({ forceSyncing: false }),
+    );
+  }
+
+  reconnectNow(): void {
+    this.#client.reconnectNow();
+  }
+
+  /* ------------------------------------------------------------------ commands */
+
+  executeSignal(id: string): void {
+    this.#signalCommand('execute_signal', id, 'execute', 'Execute');
+  }
+
+  rejectSignal(id: string): void {
+    this.#signalCommand('reject_signal', id, 'reject', 'Reject');
+  }
+
+  #signalCommand(action: string, id: string, pending: string, verb: string): void {
+    const stream = `signals:${this.account}`;
+    const symbol = (this.#handles.get(stream)?.state as SignalsState | undefined)?.signals[id]?.symbol;
+    this.#command(action, id, `${verb} ${symbol ?? id}`, { signal_id: id }, stream, (state) => {
+      const s = state as SignalsState;
+      const signal = s.signals[id];
+      if (!signal) return state;
+      return { ...s, signals: { ...s.signals, [id]: { ...signal, pending_action: pending } } };
+    });
+  }
+
+  cancelOrder(id: string): void {
+    const stream = `orders:${this.account}`;
+    const order = (this.#handles.get(stream)?.state as OrdersState | undefined)?.orders[id];
+    this.#command('cancel_order', id, `Cancel ${order?.symbol ?? id}`, { order_id: id }, stream, (state) => {
+      const s = state as OrdersState;
+      const o = s.orders[id];
+      if (!o) return state;
+      return { orders: { ...s.orders, [id]: { ...o, pending_action: 'cancel' } } };
+    });
+  }
+
+  #command(action: string, target: string, label: string, payload: Record<string, unknown>, stream: string, apply: (state: StreamState) => StreamState): void {
+    const commandId = `ui-${action}-${target}-${this.#now().toString(36)}-${Math.random().toString(36).slice(2, 6)}`;
+    this.#commandTargets.set(commandId, { action, target, label });
+    this.#client.command(action, payload, { account: this.account, commandId, optimistic: { stream, apply } }).catch(() => {
+      // The rollback (and its message) came through the `command` event.
+    });
+  }
+
+  selectSignal(id: string | null): void {
+    this.#stores.ui.setState({ selectedSignal: id });
+  }
+
+  /* ------------------------------------------------------------------ debug */
+
+  #onMessage(message: Record<string, unknown>): void {
+    const at = this.#now();
+    const type = String(message.type);
+    const entry: DebugMessage = {
+      at,
+      type,
+      ...(typeof message.stream === 'string' ? { stream: message.stream } : {}),
+      ...(typeof message.offset === 'number' ? { offset: message.offset } : {}),
+      raw: message,
+    };
+    this.#messages.push(entry);
+    if (this.#messages.length > DEBUG_MESSAGES) this.#messages.splice(0, this.#messages.length - DEBUG_MESSAGES);
+    if (typeof message.timestamp === 'string') {
+      const sent = Date.parse(message.timestamp);
+      if (!Number.isNaN(sent) && this.#wireSamples.length < 5000) this.#wireSamples.push(at - sent);
+    }
+  }
+
+  #tick(): void {
+    const now = this.#now();
+    this.#stores.connection.setState({ now });
+    const offsets = [...this.#handles.values()].map((h) => ({
+      stream: h.stream,
+      epoch: h.position?.epoch ?? null,
+      offset: h.position?.offset ?? 0,
+      synced: h.synced,
+    }));
+    this.#stores.debug.setState({
+      messages: this.#stores.settings.getState().panels.debug ? this.#messages.slice() : [],
+      eventsPerSecond: this.#eventCount,
+      wireLatencyMs: median(this.#wireSamples),
+      screenLatencyMs: median(this.#screenSamples),
+      offsets,
+      frames: this.#frames.frames,
+    });
+    this.#eventCount = 0;
+    this.#wireSamples = [];
+    this.#screenSamples = [];
+  }
+
+  /* ------------------------------------------------------------------ chart history */
+
+  /**
+   * The chart would start empty on every page load: once per stream, fetch its recent
+   * history over REST (the events before the snapshot) for the price and EMA lines.
+   */
+  #backfill(stream: string): void {
+    const handle = this.#handles.get(stream);
+    const fetchImpl = this.options.fetch;
+    if (!fetchImpl || !this.options.httpBase || !handle?.synced || this.#backfilled.has(stream)) return;
+    const kind = parseStream(stream)?.kind;
+    if (kind !== 'market' && kind !== 'indicators') return;
+    this.#backfilled.add(stream);
+    const offset = handle.position?.offset ?? 0;
+    const limit = kind === 'market' ? 1500 : 5000;
+    const after = Math.max(0, offset - limit);
+    fetchImpl(`${this.options.httpBase}/api/v1/streams/${encodeURIComponent(stream)}/events?after=${after}&limit=${limit}`)
+      .then(async (res) => {
+        if (!res.ok) return;
+        const body = (await res.json()) as { events?: LiveEvent[] };
+        for (const event of body.events ?? []) {
+          if (event.offset > offset) break;
+          if (event.type === 'market:tick') this.#chart.price(String(event.data.symbol)).push(Date.parse(String(event.data.timestamp ?? event.timestamp)), event.data.price);
+          else if (event.type === 'indicator:updated' && event.data.name === EMA_INDICATOR && parseStream(stream)?.name === `indicators:${this.account}`)
+            this.#chart.ema(String(event.data.symbol)).push(Date.parse(String(event.data.timestamp ?? event.timestamp)), event.data.value);
+        }
+        this.#frames.schedule('chart');
+      })
+      .catch(() => {
+        // History is a nicety: the live line still draws.
+      });
+  }
+}
+
+export function median(values: readonly number[]): number | null {
+  if (values.length === 0) return null;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}

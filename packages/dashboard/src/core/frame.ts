@@ -1,0 +1,59 @@
+/**
+ * Coalesces any number of store updates into one per animation frame: events can
+ * arrive a thousand times a second, the screen changes sixty times. Work is
+ * collected with `schedule` and run once by the next frame; `flushNow` runs it at
+ * once (tests, page hide). The frame source is injected so tests drive it by hand.
+ */
+export type RequestFrame = (callback: () => void) => unknown;
+
+export interface FrameCoalescer<K> {
+  /** Marks `key` dirty; the flush of the next frame receives every dirty key once. */
+  schedule(key: K): void;
+  /** Runs a pending flush now (no-op when nothing is dirty). */
+  flushNow(): void;
+  /** Frames that actually flushed (for the debug panel and tests). */
+  readonly frames: number;
+  readonly pending: boolean;
+}
+
+export function createFrameCoalescer<K>(flush: (keys: ReadonlySet<K>) => void, requestFrame: RequestFrame): FrameCoalescer<K> {
+  let dirty = new Set<K>();
+  let requested = false;
+  let frames = 0;
+  const run = () => {
+    requested = false;
+    if (dirty.size === 0) return;
+    // Swap before flushing: work scheduled by the flush itself goes to the next frame.
+    const keys = dirty;
+    dirty = new Set();
+    frames++;
+    flush(keys);
+  };
+  return {
+    schedule(key) {
+      dirty.add(key);
+      if (!requested) {
+        requested = true;
+        requestFrame(run);
+      }
+    },
+    flushNow: run,
+    get frames() {
+      return frames;
+    },
+    get pending() {
+      return dirty.size > 0;
+    },
+  };
+}
+
+/**
+ * requestAnimationFrame while the page is visible; a timer while it is hidden (a
+ * hidden tab gets no frames, and the stores must still move on). A frame requested
+ * just before the tab hides runs when it shows again, with everything since.
+ */
+export function browserFrame(callback: () => void): void {
+  const hidden = typeof document !== 'undefined' && document.visibilityState === 'hidden';
+  if (hidden || typeof requestAnimationFrame !== 'function') setTimeout(callback, 100);
+  else requestAnimationFrame(callback);
+}

@@ -1,0 +1,96 @@
+import type { LiveEvent } from '@tradesync/client';
+import type { PortfolioState } from '@tradesync/protocol';
+import { ratioPercent, toBig } from './format.js';
+import type { Throttle } from './throttle.js';
+
+/**
+ * Which events deserve a toast, and whether it may be shown now. The words are the
+ * seed's ("New signal: SPRING on AAPL"); showing is injected (sonner in the page).
+ */
+export interface ToastSpec {
+  readonly kind: 'info' | 'success' | 'warning' | 'error';
+  readonly title: string;
+  readonly description?: string;
+  /** Adds "View details" that opens this signal. */
+  readonly signalId?: string;
+}
+
+export interface NotificationOptions {
+  readonly throttle: Throttle;
+  readonly enabled: () => boolean;
+  readonly show: (toast: ToastSpec) => void;
+  readonly now?: () => number;
+}
+
+/** Heat is a warning past this share of the heat limit (percent). */
+export const HEAT_WARNING_PERCENT = 80;
+/** …and is re-armed when it falls back under this, so a heat hovering at 80% is not a stream of toasts. */
+const HEAT_REARM_PERCENT = 75;
+
+/** Heat as a share of the limit, in percent (`max_heat` when the producer gives it, else heat is already a percent). */
+export function heatUtilization(portfolio: PortfolioState['portfolio']): number {
+  const heat = toBig(portfolio.total_heat);
+  if (!heat) return 0;
+  const max = toBig((portfolio as Record<string, unknown>).max_heat);
+  return (max && max.gt(0) ? ratioPercent(heat, max) : heat).round(1).toNumber();
+}
+
+export function toastForEvent(event: Pick<LiveEvent, 'type' | 'data'>): ToastSpec | undefined {
+  const d = event.data;
+  const symbol = typeof d.symbol === 'string' ? d.symbol : undefined;
+  const id = typeof d.id === 'string' ? d.id : undefined;
+  switch (event.type) {
+    case 'signal:new':
+      return {
+        kind: 'info',
+        title: `New signal: ${String(d.pattern_type ?? 'signal')} on ${symbol ?? '?'}`,
+        description: d.confidence_score !== undefined ? `Confidence ${String(d.confidence_score)}%` : undefined,
+        signalId: id,
+      };
+    case 'signal:executed':
+      return { kind: 'success', title: `Signal executed${symbol ? `: ${symbol}` : ''}`, signalId: id };
+    case 'signal:rejected':
+      return { kind: 'warning', title: `Signal rejected${symbol ? `: ${symbol}` : ''}`, description: typeof d.reason === 'string' ? d.reason : undefined, signalId: id };
+    default:
+      return undefined;
+  }
+}
+
+export interface Notifications {
+  onEvent(event: Pick<LiveEvent, 'type' | 'data'>, symbolOf?: (signalId: string) => string | undefined): void;
+  onPortfolio(state: PortfolioState): void;
+  /** Shown whatever the settings and the throttle say (answers to the user's own actions). */
+  always(toast: ToastSpec): void;
+}
+
+export function createNotifications(options: NotificationOptions): Notifications {
+  const now = options.now ?? Date.now;
+  let heatArmed = true;
+  const offer = (toast: ToastSpec) => {
+    if (!options.enabled()) return;
+    if (!options.throttle.allow(now())) return;
+    options.show(toast);
+  };
+  return {
+    onEvent(event, symbolOf) {
+      let toast = toastForEvent(event);
+      if (toast && !toast.title.includes(':') && toast.signalId && symbolOf) {
+        const symbol = symbolOf(toast.signalId);
+        if (symbol) toast = { ...toast, title: `${toast.title}: ${symbol}` };
+      }
+      if (toast) offer(toast);
+    },
+    onPortfolio(state) {
+      const utilization = heatUtilization(state.portfolio);
+      if (utilization > HEAT_WARNING_PERCENT && heatArmed) {
+        heatArmed = false;
+        offer({ kind: 'warning', title: `Portfolio heat at ${Math.round(utilization)}%`, description: 'Above 80% of the heat limit' });
+      } else if (utilization < HEAT_REARM_PERCENT) {
+        heatArmed = true;
+      }
+    },
+    always(toast) {
+      options.show(toast);
+    },
+  };
+}

@@ -1,0 +1,48 @@
+import { StrictMode } from 'react';
+import { createRoot } from 'react-dom/client';
+import { createDashboard } from './core/dashboard.js';
+import { App } from './ui/App.js';
+import { Ctx } from './ui/context.js';
+import { showToast } from './ui/toasts.js';
+import './styles.css';
+
+declare global {
+  interface Window {
+    __tradesyncProbe?: { latencies: number[] };
+  }
+}
+
+const params = new URLSearchParams(location.search);
+if (params.has('probe')) window.__tradesyncProbe = { latencies: [] };
+
+let storage: Storage | undefined;
+try {
+  storage = window.localStorage;
+} catch {
+  storage = undefined;
+}
+
+const dashboard = createDashboard({
+  location,
+  storage,
+  showToast,
+  ...(window.__tradesyncProbe ? { probe: window.__tradesyncProbe } : {}),
+  onAccountChange: (account) => {
+    const url = new URL(location.href);
+    url.searchParams.set('account', account);
+    history.replaceState(null, '', url);
+  },
+});
+document.documentElement.dataset.theme = dashboard.stores.settings.getState().theme;
+// The last WARN/ERROR lines leave with the page.
+addEventListener('pagehide', () => void dashboard.logger.flush({ keepalive: true }));
+
+const root = document.getElementById('root');
+if (!root) throw new Error('no #root element');
+createRoot(root).render(
+  <StrictMode>
+    <Ctx.Provider value={dashboard}>
+      <App />
+    </Ctx.Provider>
+  </StrictMode>,
+);

@@ -1,0 +1,67 @@
+import { describe, expect, it } from 'vitest';
+import { initialState, type PortfolioState } from '@tradesync/protocol';
+import { createNotifications, heatUtilization, toastForEvent, type ToastSpec } from '../src/core/notifications.js';
+import { createThrottle } from '../src/core/throttle.js';
+
+const signal = (id: string) => ({ type: 'signal:new', data: { id, symbol: 'AAPL', pattern_type: 'SPRING', confidence_score: 82 } });
+const portfolio = (heat: string, max = '10.00'): PortfolioState => ({ ...initialState('portfolio'), portfolio: { total_heat: heat, max_heat: max } as PortfolioState['portfolio'] });
+
+function harness(enabled = true) {
+  let now = 0;
+  const shown: ToastSpec[] = [];
+  const n = createNotifications({ throttle: createThrottle(), enabled: () => enabled, show: (t) => shown.push(t), now: () => now });
+  return { n, shown, advance: (ms: number) => (now += ms), setEnabled: (v: boolean) => (enabled = v) };
+}
+
+describe('toasts for desk events', () => {
+  it('words signal toasts as the seed does and links the signal', () => {
+    expect(toastForEvent(signal('s1'))).toMatchObject({ title: 'New signal: SPRING on AAPL', signalId: 's1' });
+    expect(toastForEvent({ type: 'signal:executed', data: { id: 's1', symbol: 'AAPL' } })?.title).toBe('Signal executed: AAPL');
+    expect(toastForEvent({ type: 'signal:rejected', data: { id: 's1' } })?.title).toBe('Signal rejected');
+    expect(toastForEvent({ type: 'market:tick', data: {} })).toBeUndefined();
+  });
+
+  it('names the symbol of an executed signal from the feed when the event lacks it', () => {
+    const { n, shown } = harness();
+    n.onEvent({ type: 'signal:executed', data: { id: 's9' } }, () => 'MSFT');
+    expect(shown[0]?.title).toBe('Signal executed: MSFT');
+  });
+
+  it('shows at most 3 in 10 seconds', () => {
+    const { n, shown, advance } = harness();
+    for (let i = 0; i < 10; i++) n.onEvent(signal(`s${i}`));
+    expect(shown).toHaveLength(3);
+    advance(10_000);
+    n.onEvent(signal('later'));
+    expect(shown).toHaveLength(4);
+  });
+
+  it('shows none when switched off, but always shows answers to the user', () => {
+    const { n, shown } = harness(false);
+    n.onEvent(signal('s1'));
+    n.onPortfolio(portfolio('9'));
+    expect(shown).toHaveLength(0);
+    n.always({ kind: 'error', title: 'Execute AAPL failed' });
+    expect(shown).toHaveLength(1);
+  });
+
+  it('warns once when heat crosses 80% of the limit, and again only after it cooled down', () => {
+    const { n, shown } = harness();
+    n.onPortfolio(portfolio('7.9'));
+    n.onPortfolio(portfolio('8.2'));
+    n.onPortfolio(portfolio('8.5'));
+    expect(shown.map((t) => t.title)).toEqual(['Portfolio heat at 82%']);
+    n.onPortfolio(portfolio('7.8')); // 78%: not cool enough to re-arm
+    n.onPortfolio(portfolio('8.3'));
+    expect(shown).toHaveLength(1);
+    n.onPortfolio(portfolio('5'));
+    n.onPortfolio(portfolio('9'));
+    expect(shown).toHaveLength(2);
+  });
+
+  it('reads heat as a percent when the producer gives no limit', () => {
+    expect(heatUtilization({ total_heat: '82.44' })).toBe(82.4);
+    expect(heatUtilization({ total_heat: '8.2', max_heat: '10' } as PortfolioState['portfolio'])).toBe(82);
+    expect(heatUtilization({})).toBe(0);
+  });
+});

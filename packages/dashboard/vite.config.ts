@@ -1,0 +1,17 @@
+import { defineConfig } from 'vite';
+import react from '@vitejs/plugin-react';
+
+/**
+ * Builds the dashboard into `dist/`, which the gateway serves at `/`. In `npm run dev`
+ * the socket and REST calls go to a gateway on :8000 (`tradesync serve`).
+ */
+export default defineConfig({
+  plugins: [react()],
+  build: { outDir: 'dist', emptyOutDir: true, sourcemap: true, chunkSizeWarningLimit: 1200 },
+  server: {
+    proxy: {
+      '/ws': { target: 'ws://127.0.0.1:8000', ws: true },
+      '/api': 'http://127.0.0.1:8000',
+    },
+  },
+});
