@@ -1,3 +1,5 @@
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { assertSafeBind, ConfigError, createLogger, Gateway, loadConfig } from '@tradesync/server';
 import { DEFAULT_RATE, Simulator } from '@tradesync/simulator';
@@ -95,7 +97,7 @@ export async function serve(args: string[]): Promise<number> {
   }
 
   const log = createLogger(config.logLevel);
-  const gateway = new Gateway({ config, logger: log });
+  const gateway = new Gateway({ config: { ...config, dashboardDir: config.dashboardDir ?? builtDashboard() }, logger: log });
   await gateway.start();
   console.log(`TradeSync gateway on ${gateway.url} (WebSocket ${gateway.wsUrl}, engine ${gateway.engine.kind})`);
 
@@ -139,4 +141,13 @@ export async function serve(args: string[]): Promise<number> {
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
   });
+}
+
+/** The dashboard package's build folder (`npm run build`), served at `/` unless configured otherwise. */
+function builtDashboard(): string | undefined {
+  try {
+    return join(dirname(createRequire(import.meta.url).resolve('@tradesync/dashboard/package.json')), 'dist');
+  } catch {
+    return undefined;
+  }
 }
