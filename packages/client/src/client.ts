@@ -212,7 +212,10 @@ export class TradeSyncClient {
       this.#setState({ nextRetryAt: null });
       this.#open();
     }, delay);
-    this.#startDegraded();
+    // Degraded mode is for a socket that cannot get back, not for the usual blip: only
+    // once a reconnect attempt has failed. Before that the resume replays every event;
+    // an HTTP snapshot in between would skip them (listeners would see a jump).
+    if (attempt >= 2) this.#startDegraded();
   }
 
   /** Read through a method so narrowing across awaits does not fool the compiler. */
@@ -273,7 +276,9 @@ export class TradeSyncClient {
       return;
     }
     const message = parsed.data as Record<string, unknown> & { type: string; sequence_number: number };
-    this.#setState({ lastMessageAt: Date.now(), lastSequenceNumber: message.sequence_number });
+    // Kept current without a `status` event: emitting on every message would wake every
+    // status listener a thousand times a second. Read `client.status` when needed.
+    this.#status = { ...this.#status, lastMessageAt: Date.now(), lastSequenceNumber: message.sequence_number };
     this.#emitter.emit('message', message);
     const id = typeof message.id === 'string' ? message.id : undefined;
     if (id !== undefined) {
@@ -468,6 +473,7 @@ export class TradeSyncClient {
         epoch: sub.replica.epoch ?? reply.epoch,
         offset: sub.replica.offset,
         replayed: result.replayed,
+        via: 'socket',
         ...(result.snapshotOffset !== undefined ? { snapshotOffset: result.snapshotOffset } : {}),
       };
       for (const listener of sub.listeners) this.#call(() => listener.onSynced?.(info));
@@ -696,6 +702,10 @@ export class TradeSyncClient {
         sub.replica.applySubscribed({ epoch: snapshot.epoch, offset: snapshot.offset, recovered: false, snapshot });
         sub.replica.suspend();
         this.#notifyState(sub, 'degraded');
+        // Listeners following offsets must learn of the jump, as after any snapshot.
+        const info: SyncedInfo = { stream, recovered: false, epoch: snapshot.epoch, offset: snapshot.offset, replayed: 0, snapshotOffset: snapshot.offset, via: 'http' };
+        for (const listener of sub.listeners) this.#call(() => listener.onSynced?.(info));
+        this.#emitter.emit('synced', info);
       }
     }
     return ok;

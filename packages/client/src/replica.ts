@@ -1,4 +1,4 @@
-import { applyEvent, initialState, type StreamKind, type StreamPosition, type StreamState } from '@tradesync/protocol';
+import { applyEvents, initialState, type StreamKind, type StreamPosition, type StreamState } from '@tradesync/protocol';
 
 /** A stream event as the client receives it (alone or inside a `batch_update`). */
 export interface LiveEvent {
@@ -45,7 +45,12 @@ export interface SyncResult {
 export class StreamReplica {
   epoch: string | undefined;
   offset = 0;
-  state: StreamState;
+  #state: StreamState;
+  /**
+   * Events accepted (offsets already advanced) but not yet reduced: they are applied
+   * together, as one reducer batch, the next time the state is read or replaced.
+   */
+  #unapplied: LiveEvent[] = [];
   /** `syncing` from a subscribe until its reply; `live` while events apply in order. */
   phase: 'idle' | 'syncing' | 'live' = 'idle';
   #buffer: LiveEvent[] = [];
@@ -56,7 +61,21 @@ export class StreamReplica {
     readonly kind: StreamKind,
     private readonly maxBuffered: number,
   ) {
-    this.state = initialState(kind);
+    this.#state = initialState(kind);
+  }
+
+  /** The server's state at `offset` of `epoch`. */
+  get state(): StreamState {
+    if (this.#unapplied.length > 0) {
+      this.#state = applyEvents(this.#state, this.#unapplied);
+      this.#unapplied = [];
+    }
+    return this.#state;
+  }
+
+  set state(state: StreamState) {
+    this.#unapplied = [];
+    this.#state = state;
   }
 
   /** Where to resume from; undefined before the first sync. */
@@ -159,7 +178,7 @@ export class StreamReplica {
   }
 
   #apply(event: LiveEvent): void {
-    this.state = applyEvent(this.state, event);
+    this.#unapplied.push(event);
     this.offset = event.offset;
   }
 }

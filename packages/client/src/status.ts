@@ -21,8 +21,9 @@ export interface ClientStatus {
   readonly nextRetryAt: number | null;
   readonly url: string;
   readonly connectionId: string | null;
-  /** When the last message arrived (ms since epoch). */
+  /** When the last message arrived (ms since epoch). Updated without a `status` event. */
   readonly lastMessageAt: number | null;
+  /** Updated without a `status` event, like `lastMessageAt`. */
   readonly lastSequenceNumber: number | null;
   /** The socket is down but the replicas are refreshed over HTTP. */
   readonly degraded: boolean;

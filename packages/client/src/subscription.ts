@@ -14,6 +14,8 @@ export interface SyncedInfo {
   readonly replayed: number;
   /** For a snapshot: the offset it was taken at (`offset` is later when buffered live events followed it). */
   readonly snapshotOffset?: number;
+  /** `http` when the snapshot came from `GET /api/state/snapshot` while the socket was down (degraded mode). */
+  readonly via: 'socket' | 'http';
 }
 
 export interface SyncFailedInfo {

@@ -428,11 +428,18 @@ describe('degraded mode', () => {
     const handle = client.subscribe(STREAM);
     await connectAndSync(FakeSocket.last);
     FakeSocket.last.drop();
+    // The first reconnect attempt is a blip's business: the resume replays what was missed.
+    await vi.advanceTimersByTimeAsync(0);
+    expect(fetchMock).not.toHaveBeenCalled();
+    expect(client.status.degraded).toBe(false);
+    // The attempt fails too: now the socket cannot get back, and HTTP takes over.
+    await vi.advanceTimersByTimeAsync(1000);
+    FakeSocket.last.drop();
     await vi.advanceTimersByTimeAsync(0);
     await vi.waitFor(() => expect(client.status.degraded).toBe(true));
     expect(handle.state).toEqual({ orders: { x: { order_id: 'x' } } });
-    expect(describeStatus(client.status)).toBe('Reconnecting (attempt 1/10) — degraded');
-    await vi.advanceTimersByTimeAsync(1000);
+    expect(describeStatus(client.status)).toBe('Reconnecting (attempt 2/10) — degraded');
+    await vi.advanceTimersByTimeAsync(2000);
     FakeSocket.last.accept();
     expect(client.status).toMatchObject({ state: 'connected', degraded: false });
     expect(FakeSocket.last.lastOf('subscribe').data).toEqual({ stream: STREAM, since: { epoch: 'e1', offset: 9 } });

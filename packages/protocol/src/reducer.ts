@@ -8,6 +8,10 @@ import type { StreamKind } from './streams.js';
  * replica and the server cannot drift by construction. It is pure (a new state is
  * returned, the old one is never touched) and idempotent (events carry whole
  * entities, upserted or removed by id, so applying one twice changes nothing).
+ *
+ * Within one `applyEvents` call a collection is copied at most once and then changed
+ * in place (copy-on-write per batch): a batch of a hundred signals copies the signals
+ * map once, not a hundred times.
  */
 
 export interface OrdersState { readonly orders: Readonly<Record<string, Order>> }
@@ -38,7 +42,11 @@ export interface StreamStates {
 }
 export type StreamState = StreamStates[StreamKind];
 
-/** Bounds that keep a stream's state from growing without end; oldest entries go first. */
+/**
+ * Bounds that keep a stream's state from growing without end; oldest entries go first.
+ * Signals and patterns may exceed their limit by a tenth before the oldest are dropped
+ * all at once (dropping one per insert would rebuild the map on every event).
+ */
 export const STATE_LIMITS = { signals: 1000, patterns: 200, alerts: 100 } as const;
 
 export function initialState<K extends StreamKind>(kind: K): StreamStates[K] {
@@ -54,25 +62,51 @@ export function initialState<K extends StreamKind>(kind: K): StreamStates[K] {
   return states[kind];
 }
 
-type Reducer<S> = (state: S, event: ReducibleEvent) => S;
+type Writable<T> = { -readonly [K in keyof T]: T[K] };
 
-function upsert<T>(map: Readonly<Record<string, T>>, id: string, value: T): Record<string, T> {
-  return { ...map, [id]: value };
+/**
+ * Copy-on-write for one batch: `own(x)` returns a writable copy of `x` the first time
+ * and the same copy after that. Objects the caller passed in are never written.
+ */
+class Draft {
+  readonly #fresh = new WeakSet<object>();
+
+  own<T extends object>(value: T): Writable<T> {
+    if (this.#fresh.has(value)) return value as Writable<T>;
+    const copy = (Array.isArray(value) ? value.slice() : { ...value }) as Writable<T>;
+    this.#fresh.add(copy);
+    return copy;
+  }
+
+  /** Registers an object this batch built from scratch, so it is written in place. */
+  made<T extends object>(value: T): T {
+    this.#fresh.add(value);
+    return value;
+  }
 }
 
-function remove<T>(map: Readonly<Record<string, T>>, id: string): Readonly<Record<string, T>> {
+type Reducer<S> = (state: S, event: ReducibleEvent, draft: Draft) => S;
+
+function upsert<T>(draft: Draft, map: Readonly<Record<string, T>>, id: string, value: T): Record<string, T> {
+  const next = draft.own(map) as Record<string, T>;
+  next[id] = value;
+  return next;
+}
+
+function remove<T>(draft: Draft, map: Readonly<Record<string, T>>, id: string): Readonly<Record<string, T>> {
   if (!Object.hasOwn(map, id)) return map;
-  const next = { ...map };
+  const next = draft.own(map) as Record<string, T>;
   delete next[id];
   return next;
 }
 
-/** Keeps the newest `limit` keys (insertion order), so memory stays bounded. */
-function bounded<T>(map: Record<string, T>, limit: number): Record<string, T> {
+/** Keeps at most `limit` + a tenth keys; past that, the newest `limit` (insertion order). */
+function bounded<T>(draft: Draft, map: Record<string, T>, limit: number): Record<string, T> {
   const keys = Object.keys(map);
-  if (keys.length <= limit) return map;
-  for (const key of keys.slice(0, keys.length - limit)) delete map[key];
-  return map;
+  if (keys.length <= limit + Math.ceil(limit / 10)) return map;
+  const kept: Record<string, T> = {};
+  for (const key of keys.slice(keys.length - limit)) kept[key] = map[key]!;
+  return draft.made(kept);
 }
 
 const str = (value: unknown): string => String(value);
@@ -82,52 +116,83 @@ function own<T>(map: Readonly<Record<string, T>>, id: string): T | undefined {
   return Object.hasOwn(map, id) ? map[id] : undefined;
 }
 
-const reduceOrders: Reducer<OrdersState> = (state, { type, data }) => {
+const reduceOrders: Reducer<OrdersState> = (state, { type, data }, draft) => {
   switch (type) {
     case 'order:updated': {
       const id = str(data.order_id);
+      const next = draft.own(state);
       // An update that closes the order removes it: the state holds open orders only.
-      if (CLOSED_ORDER_STATUSES.has(str(data.status))) return { orders: remove(state.orders, id) };
-      return { orders: upsert(state.orders, id, data as Order) };
+      next.orders = CLOSED_ORDER_STATUSES.has(str(data.status)) ? remove(draft, state.orders, id) : upsert(draft, state.orders, id, data as Order);
+      return next;
     }
-    case 'order:closed':
-      return { orders: remove(state.orders, str(data.order_id)) };
+    case 'order:closed': {
+      const orders = remove(draft, state.orders, str(data.order_id));
+      if (orders === state.orders) return state;
+      const next = draft.own(state);
+      next.orders = orders;
+      return next;
+    }
     default:
       return state;
   }
 };
 
-const reducePortfolio: Reducer<PortfolioState> = (state, { type, data }) => {
+const reducePortfolio: Reducer<PortfolioState> = (state, { type, data }, draft) => {
   switch (type) {
-    case 'balance:updated':
-      return { ...state, balances: upsert(state.balances, str(data.currency), data as Balance) };
-    case 'position:updated':
-      return { ...state, positions: upsert(state.positions, str(data.symbol), data as Position) };
-    case 'position:closed':
-      return { ...state, positions: remove(state.positions, str(data.symbol)) };
-    case 'portfolio:updated':
-      return { ...state, portfolio: { ...(data as PortfolioTotals) } };
-    case 'campaign:updated':
-      return { ...state, campaigns: upsert(state.campaigns, str(data.campaign_id), data as Campaign) };
+    case 'balance:updated': {
+      const next = draft.own(state);
+      next.balances = upsert(draft, state.balances, str(data.currency), data as Balance);
+      return next;
+    }
+    case 'position:updated': {
+      const next = draft.own(state);
+      next.positions = upsert(draft, state.positions, str(data.symbol), data as Position);
+      return next;
+    }
+    case 'position:closed': {
+      const positions = remove(draft, state.positions, str(data.symbol));
+      if (positions === state.positions) return state;
+      const next = draft.own(state);
+      next.positions = positions;
+      return next;
+    }
+    case 'portfolio:updated': {
+      const next = draft.own(state);
+      next.portfolio = { ...(data as PortfolioTotals) };
+      return next;
+    }
+    case 'campaign:updated': {
+      const next = draft.own(state);
+      next.campaigns = upsert(draft, state.campaigns, str(data.campaign_id), data as Campaign);
+      return next;
+    }
     default:
       return state;
   }
 };
 
-const reduceSignals: Reducer<SignalsState> = (state, { type, data }) => {
+const reduceSignals: Reducer<SignalsState> = (state, { type, data }, draft) => {
   switch (type) {
-    case 'signal:new':
-      return { ...state, signals: bounded(upsert(state.signals, str(data.id), data as Signal), STATE_LIMITS.signals) };
+    case 'signal:new': {
+      const next = draft.own(state);
+      next.signals = bounded(draft, upsert(draft, state.signals, str(data.id), data as Signal), STATE_LIMITS.signals);
+      return next;
+    }
     case 'signal:executed':
     case 'signal:rejected': {
       const id = str(data.id);
       const existing = own(state.signals, id);
       if (!existing) return state;
       const status = type === 'signal:executed' ? 'executed' : 'rejected';
-      return { ...state, signals: upsert(state.signals, id, { ...existing, status, ...data } as Signal) };
+      const next = draft.own(state);
+      next.signals = upsert(draft, state.signals, id, { ...existing, status, ...data } as Signal);
+      return next;
     }
-    case 'pattern_detected':
-      return { ...state, patterns: bounded(upsert(state.patterns, str(data.id), data as Pattern), STATE_LIMITS.patterns) };
+    case 'pattern_detected': {
+      const next = draft.own(state);
+      next.patterns = bounded(draft, upsert(draft, state.patterns, str(data.id), data as Pattern), STATE_LIMITS.patterns);
+      return next;
+    }
     default:
       return state;
   }
@@ -139,49 +204,72 @@ function keyById(instances: readonly Instance[]): Record<string, Instance> {
   return out;
 }
 
-const reduceStateMachines: Reducer<StateMachinesState> = (state, { type, data }) => {
+const reduceStateMachines: Reducer<StateMachinesState> = (state, { type, data }, draft) => {
   switch (type) {
-    case 'instance_added':
-      return { instances: upsert(state.instances, str(data.instance_id), data as Instance) };
+    case 'instance_added': {
+      const next = draft.own(state);
+      next.instances = upsert(draft, state.instances, str(data.instance_id), data as Instance);
+      return next;
+    }
     case 'state_change': {
       const id = str(data.instance_id);
       const existing = own(state.instances, id);
       // A change for an instance we never saw cannot make a whole entity: ignore it.
       if (!existing) return state;
-      return { instances: upsert(state.instances, id, { ...existing, ...data } as Instance) };
+      const next = draft.own(state);
+      next.instances = upsert(draft, state.instances, id, { ...existing, ...data } as Instance);
+      return next;
     }
-    case 'instance_removed':
-      return { instances: remove(state.instances, str(data.instance_id)) };
-    case 'full_update':
-      return { instances: keyById(data.instances as Instance[]) };
+    case 'instance_removed': {
+      const instances = remove(draft, state.instances, str(data.instance_id));
+      if (instances === state.instances) return state;
+      const next = draft.own(state);
+      next.instances = instances;
+      return next;
+    }
+    case 'full_update': {
+      const next = draft.own(state);
+      next.instances = draft.made(keyById(data.instances as Instance[]));
+      return next;
+    }
     default:
       return state;
   }
 };
 
-const reduceIndicators: Reducer<IndicatorsState> = (state, { type, data }) => {
+const reduceIndicators: Reducer<IndicatorsState> = (state, { type, data }, draft) => {
   if (type !== 'indicator:updated') return state;
   const symbol = str(data.symbol);
-  const values = state.indicators[symbol] ?? {};
-  return { indicators: { ...state.indicators, [symbol]: { ...values, [str(data.name)]: str(data.value) } } };
+  const indicators = draft.own(state.indicators) as Record<string, Readonly<Record<string, string>>>;
+  indicators[symbol] = upsert(draft, state.indicators[symbol] ?? {}, str(data.name), str(data.value));
+  const next = draft.own(state);
+  next.indicators = indicators;
+  return next;
 };
 
-const reduceAlerts: Reducer<AlertsState> = (state, { type, data }) => {
+const reduceAlerts: Reducer<AlertsState> = (state, { type, data }, draft) => {
   if (type !== 'liquidation_alert' && type !== 'reconciliation_mismatch') return state;
   const entry = { ...data, alert_type: type } as AlertEntry;
-  const index = state.alerts.findIndex((a) => a.id === entry.id);
-  if (index >= 0) {
-    const alerts = state.alerts.slice();
-    alerts[index] = entry;
-    return { alerts };
+  const alerts = draft.own(state.alerts) as AlertEntry[];
+  const index = alerts.findIndex((a) => a.id === entry.id);
+  if (index >= 0) alerts[index] = entry;
+  else {
+    alerts.push(entry);
+    if (alerts.length > STATE_LIMITS.alerts) alerts.splice(0, alerts.length - STATE_LIMITS.alerts);
   }
-  return { alerts: [...state.alerts, entry].slice(-STATE_LIMITS.alerts) };
+  const next = draft.own(state);
+  next.alerts = alerts;
+  return next;
 };
 
-const reduceMarket: Reducer<MarketState> = (state, { type, data }) =>
-  type === 'market:tick' ? { last: data as MarketTick } : state;
+const reduceMarket: Reducer<MarketState> = (state, { type, data }, draft) => {
+  if (type !== 'market:tick') return state;
+  const next = draft.own(state);
+  next.last = data as MarketTick;
+  return next;
+};
 
-export const reducers: { readonly [K in StreamKind]: Reducer<StreamStates[K]> } = {
+const reducers: { readonly [K in StreamKind]: Reducer<StreamStates[K]> } = {
   orders: reduceOrders,
   portfolio: reducePortfolio,
   signals: reduceSignals,
@@ -191,19 +279,24 @@ export const reducers: { readonly [K in StreamKind]: Reducer<StreamStates[K]> } 
   market: reduceMarket,
 };
 
+function reduce(state: StreamState, event: ReducibleEvent, draft: Draft): StreamState {
+  if (!isEventType(event.type)) return state;
+  const reducer = reducers[EVENT_TYPES[event.type].kind] as Reducer<StreamState>;
+  return reducer(state, event, draft);
+}
+
 /**
  * Applies one event to the state of the stream kind the event's type belongs to.
  * An unknown type leaves the state as it was.
  */
 export function applyEvent<S extends StreamState>(state: S, event: ReducibleEvent): S {
-  if (!isEventType(event.type)) return state;
-  const reducer = reducers[EVENT_TYPES[event.type].kind] as Reducer<StreamState>;
-  return reducer(state, event) as S;
+  return reduce(state, event, new Draft()) as S;
 }
 
-/** Applies events in order. */
+/** Applies events in order, copying each collection they touch once for the whole batch. */
 export function applyEvents<S extends StreamState>(state: S, events: Iterable<ReducibleEvent>): S {
-  let next = state;
-  for (const event of events) next = applyEvent(next, event);
-  return next;
+  const draft = new Draft();
+  let next: StreamState = state;
+  for (const event of events) next = reduce(next, event, draft);
+  return next as S;
 }

@@ -183,6 +183,20 @@ describe.each(STREAM_KINDS.map((kind) => [kind]))('the reducer for %s streams', 
     );
   });
 
+  it('gives the same state applying a batch at once as applying its events one by one, without touching the input', () => {
+    fc.assert(
+      fc.property(eventsOf(kind), eventsOf(kind), (before, batch) => {
+        const start = applyEvents(initialState(kind) as StreamState, before);
+        const copy = structuredClone(start);
+        deepFreeze(start);
+        const oneByOne = batch.reduce<StreamState>((state, event) => applyEvent(state, event), start);
+        expect(applyEvents(start, batch)).toEqual(oneByOne);
+        expect(start).toEqual(copy);
+      }),
+      params,
+    );
+  });
+
   it('gives the same state from a JSON snapshot of a prefix plus the remaining events as from the full replay', () => {
     fc.assert(
       fc.property(

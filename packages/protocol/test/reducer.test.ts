@@ -149,36 +149,42 @@ describe('the signals reducer', () => {
     expect(s2.signals).toEqual({});
   });
 
-  it('keeps at most STATE_LIMITS.signals signals, dropping the oldest first', () => {
-    const extra = 5;
-    const events = Array.from({ length: STATE_LIMITS.signals + extra }, (_, i) => ev('signal:new', signal({ id: `sig-${i}` })));
-    const next = applyEvents(initialState('signals'), events);
+  it('keeps at most STATE_LIMITS.signals plus a tenth, then drops the oldest down to the limit at once', () => {
+    const slack = Math.ceil(STATE_LIMITS.signals / 10);
+    const upToSlack = Array.from({ length: STATE_LIMITS.signals + slack }, (_, i) => ev('signal:new', signal({ id: `sig-${i}` })));
+    const full = applyEvents(initialState('signals'), upToSlack);
+    expect(Object.keys(full.signals)).toHaveLength(STATE_LIMITS.signals + slack);
+    const next = apply(full, ev('signal:new', signal({ id: 'sig-newest' })));
     const ids = Object.keys(next.signals);
     expect(ids).toHaveLength(STATE_LIMITS.signals);
-    for (let i = 0; i < extra; i++) expect(ids).not.toContain(`sig-${i}`);
-    expect(ids[0]).toBe(`sig-${extra}`);
-    expect(ids.at(-1)).toBe(`sig-${STATE_LIMITS.signals + extra - 1}`);
-  });
-
-  it('does not mutate a full signals state when it evicts the oldest signal', () => {
-    const full = applyEvents(
-      initialState('signals'),
-      Array.from({ length: STATE_LIMITS.signals }, (_, i) => ev('signal:new', signal({ id: `sig-${i}` }))),
-    );
-    const next = apply(full, ev('signal:new', signal({ id: 'sig-newest' })));
-    expect(Object.keys(full.signals)).toHaveLength(STATE_LIMITS.signals);
+    expect(ids[0]).toBe(`sig-${slack + 1}`);
+    expect(ids.at(-1)).toBe('sig-newest');
+    // The input state was not touched by the eviction.
+    expect(Object.keys(full.signals)).toHaveLength(STATE_LIMITS.signals + slack);
     expect(full.signals['sig-0']).toBeDefined();
-    expect(next.signals['sig-0']).toBeUndefined();
-    expect(next.signals['sig-newest']).toBeDefined();
   });
 
-  it('keeps at most STATE_LIMITS.patterns patterns', () => {
-    const events = Array.from({ length: STATE_LIMITS.patterns + 3 }, (_, i) =>
+  it('never holds more than the limit plus a tenth however many signals arrive in one batch', () => {
+    const slack = Math.ceil(STATE_LIMITS.signals / 10);
+    const events = Array.from({ length: STATE_LIMITS.signals * 3 + 7 }, (_, i) => ev('signal:new', signal({ id: `sig-${i}` })));
+    const next = applyEvents(initialState('signals'), events);
+    const ids = Object.keys(next.signals);
+    expect(ids.length).toBeGreaterThanOrEqual(STATE_LIMITS.signals);
+    expect(ids.length).toBeLessThanOrEqual(STATE_LIMITS.signals + slack);
+    expect(ids.at(-1)).toBe(`sig-${STATE_LIMITS.signals * 3 + 6}`);
+    // Batch or one by one, the result is the same.
+    expect(next).toEqual(events.reduce((s, e) => applyEvent(s, e), initialState('signals')));
+  });
+
+  it('keeps at most STATE_LIMITS.patterns patterns plus a tenth, newest last', () => {
+    const slack = Math.ceil(STATE_LIMITS.patterns / 10);
+    const events = Array.from({ length: STATE_LIMITS.patterns + slack + 1 }, (_, i) =>
       ev('pattern_detected', { id: `p-${i}`, symbol: 'X', pattern_type: 'SC', confidence_score: 1, phase: 'A', test_confirmed: false }),
     );
     const next = applyEvents(initialState('signals'), events);
     expect(Object.keys(next.patterns)).toHaveLength(STATE_LIMITS.patterns);
     expect(next.patterns['p-0']).toBeUndefined();
+    expect(next.patterns[`p-${STATE_LIMITS.patterns + slack}`]).toBeDefined();
   });
 });
 

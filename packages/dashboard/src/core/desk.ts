@@ -369,7 +369,8 @@ export class Desk {
 
   #tick(): void {
     const now = this.#now();
-    this.#stores.connection.setState({ now });
+    // The client updates last-message time and sequence number silently: refresh them here.
+    this.#stores.connection.setState({ now, status: this.#client.status });
     const offsets = [...this.#handles.values()].map((h) => ({
       stream: h.stream,
       epoch: h.position?.epoch ?? null,
