@@ -39,14 +39,11 @@ export class MessageHandlers {
 
   /**
    * Takes one frame. The size and rate checks are decided at once, so abuse is cut off
-   * without queuing its frames; everything the connection is told (replies, errors,
-   * the abuse close) happens after the connection's previous frame is done.
-   *
-   * Fix: frames used to be processed concurrently, so a handler that awaits (subscribe,
-   * auth, command) let the next frame overtake it: `subscribe` then `unsubscribe` sent
-   * back to back ended SUBSCRIBED (the unsubscribe ran first); `auth` then `subscribe`
-   * got UNAUTHORIZED; and pipelined subscribes all passed the maxSubscriptions check
-   * before any was registered. In order, replies also come in request order.
+   * without queuing its frames; everything else runs after the connection's previous
+   * frame is done. Handlers that await (subscribe, auth, command) must not be
+   * overtaken: `subscribe` then `unsubscribe` must end unsubscribed, `auth` then
+   * `subscribe` must be authorized, and the subscription limit must count each
+   * subscription before judging the next. Replies come in request order too.
    */
   handle(conn: Connection, raw: string, bytes: number): Promise<void> {
     if (this.#condemned.has(conn)) return Promise.resolve();
