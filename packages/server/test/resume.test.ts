@@ -162,6 +162,36 @@ class SlowReadEngine extends EmbeddedEngine {
   }
 }
 
+/** An engine that stops telling the gateway about appends: a node lagging behind the shared log. */
+class LaggingEngine extends EmbeddedEngine {
+  deaf = false;
+  override onAppend(listener: Parameters<EmbeddedEngine['onAppend']>[0]): () => void {
+    return super.onAppend((events) => {
+      if (!this.deaf) listener(events);
+    });
+  }
+}
+
+describe('a resume on a node that lags behind the shared log', () => {
+  it('catches up and recovers instead of sending the client back in time with an older snapshot', async () => {
+    const dataDir = testConfig().dataDir;
+    const engine = new LaggingEngine({ dataDir });
+    await using gw = await startGateway({}, { dataDir, engine });
+    await publishOrders(gw, 3);
+    const epoch = gw.gateway.store.get(ORDERS)!.epoch;
+    // Another node appended two more; this one has not heard yet.
+    engine.deaf = true;
+    await engine.append([order(ACCOUNT), order(ACCOUNT)]);
+    expect(gw.gateway.store.get(ORDERS)!.head).toBe(3);
+
+    await using client = await TestClient.connect(gw.wsUrl);
+    const sub = await client.request('subscribe', { stream: ORDERS, since: { epoch, offset: 4 } });
+    expect(sub).toMatchObject({ recovered: true, offset: 5 });
+    expect(offsetsOf(sub)).toEqual([5]);
+    expect(gw.gateway.store.get(ORDERS)!.state).toEqual(reduced((await readAllEvents(gw.url, ORDERS)).events));
+  });
+});
+
 describe('a resume read from a slow engine', () => {
   it('leaves no subscription behind for a client that disconnected while its missed events were read', async () => {
     const dataDir = testConfig().dataDir;

@@ -1,13 +1,23 @@
 import type { GatewayConfig } from '../config.js';
+import { createLogger } from '../logger.js';
 import type { Engine } from './engine.js';
 import { EmbeddedEngine } from './embedded.js';
+import { RedisEngine } from './redis.js';
 
 /** Chooses the engine named by the configuration; the only place that knows them all. */
 export function createEngine(config: GatewayConfig): Engine {
   switch (config.engine) {
     case 'embedded':
       return new EmbeddedEngine({ dataDir: config.dataDir, durability: config.durability });
+    case 'redis': {
+      const log = createLogger(config.logLevel).child({ component: 'redis-engine' });
+      return new RedisEngine({
+        url: config.redisUrl,
+        log,
+        onListenerError: (err) => log.error({ err }, 'an append listener threw'),
+      });
+    }
     default:
-      throw new Error(`engine "${config.engine}" is not available`);
+      throw new Error(`engine "${(config as { engine: string }).engine}" is not available`);
   }
 }

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { applyEvent, initialState, parseStream, type StreamKind, type StreamRef, type StreamState } from '@tradesync/protocol';
+import { applyEvents, initialState, parseStream, type StreamKind, type StreamRef, type StreamState } from '@tradesync/protocol';
 import type { Engine, StoredEvent, StreamHead } from '../engines/engine.js';
 import type { Logger } from '../logger.js';
 import type { MigrationRegistry } from './migrations.js';
@@ -48,10 +48,16 @@ export class StateRebuildError extends Error {
   override readonly name = 'StateRebuildError';
 }
 
+/** Wait before retrying a catch-up that failed (the engine was unreachable). */
+const CATCH_UP_RETRY_MS = 1000;
+
 export class StreamStore extends EventEmitter<StoreEvents> {
   readonly #entries = new Map<string, StreamEntry>();
   /** Streams whose log must be re-read from the engine after a detected gap. */
   readonly #catchingUp = new Map<string, StoredEvent[]>();
+  /** Streams to catch up once more when their current catch-up ends (a reset was reported meanwhile, or it failed). */
+  readonly #again = new Set<string>();
+  #closed = false;
   readonly #unsubscribe: Array<() => void> = [];
 
   constructor(
@@ -70,7 +76,7 @@ export class StreamStore extends EventEmitter<StoreEvents> {
     let loading = true;
     this.#unsubscribe.push(
       this.engine.onAppend((events) => (loading ? early.push(...events) : this.#ingest(events))),
-      this.engine.onReset((stream, head) => void this.#reset(stream, head)),
+      this.engine.onReset((stream) => this.#resync(stream)),
     );
     for (const name of await this.engine.streams()) {
       const ref = parseStream(name);
@@ -85,6 +91,7 @@ export class StreamStore extends EventEmitter<StoreEvents> {
   }
 
   close(): void {
+    this.#closed = true;
     for (const off of this.#unsubscribe.splice(0)) off();
   }
 
@@ -107,6 +114,28 @@ export class StreamStore extends EventEmitter<StoreEvents> {
     const entry = this.#emptyEntry(ref, head);
     this.#entries.set(ref.name, entry);
     return entry;
+  }
+
+  /**
+   * Waits until this node's copy of a stream reaches `offset`, re-reading the log now
+   * rather than waiting for the next notification. With a shared engine a client may
+   * come from a node that is ahead of this one. False when `timeoutMs` passes first.
+   */
+  reach(entry: StreamEntry, offset: number, timeoutMs: number): Promise<boolean> {
+    if (entry.head >= offset) return Promise.resolve(true);
+    this.#resync(entry.name);
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.off('events', check);
+        resolve(entry.head >= offset);
+      };
+      const check = () => {
+        if (entry.head >= offset) done();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      this.on('events', check);
+    });
   }
 
   /** State of a stream now; the initial state for a stream without events. */
@@ -156,16 +185,18 @@ export class StreamStore extends EventEmitter<StoreEvents> {
             'the state cannot be rebuilt exactly. Run a server version that reads this snapshot, or remove the stream\'s data to start it over.',
         );
       }
-      for (const event of result.events) this.#applyOne(entry, event);
+      this.#applyMany(entry, result.events);
       if (result.events.length < page) break;
     }
     return entry;
   }
 
-  #applyOne(entry: StreamEntry, event: StoredEvent): void {
-    entry.state = applyEvent(entry.state, event);
-    entry.head = event.offset;
-    entry.window.push(event);
+  /** Applies contiguous events of one stream: one reducer batch, one window append. */
+  #applyMany(entry: StreamEntry, events: readonly StoredEvent[]): void {
+    if (events.length === 0) return;
+    entry.state = applyEvents(entry.state, events);
+    entry.head = events[events.length - 1]!.offset;
+    entry.window.push(...events);
     // Trim the window in chunks so the copy is amortized.
     if (entry.window.length > this.options.memoryWindow * 2) entry.window = entry.window.slice(-this.options.memoryWindow);
   }
@@ -173,6 +204,8 @@ export class StreamStore extends EventEmitter<StoreEvents> {
   #ingest(events: readonly StoredEvent[]): void {
     const now = performance.now();
     const applied: AppliedEvent[] = [];
+    // Events are judged one by one against the head, then applied per stream in one batch.
+    const batches = new Map<StreamEntry, StoredEvent[]>();
     for (const event of events) {
       const buffered = this.#catchingUp.get(event.stream);
       if (buffered) {
@@ -188,9 +221,13 @@ export class StreamStore extends EventEmitter<StoreEvents> {
         continue;
       }
       if (event.offset <= entry.head) continue; // already applied (duplicate delivery)
-      this.#applyOne(entry, event);
+      let batch = batches.get(entry);
+      if (!batch) batches.set(entry, (batch = []));
+      batch.push(event);
+      entry.head = event.offset;
       applied.push({ event, receivedAt: now });
     }
+    for (const [entry, batch] of batches) this.#applyMany(entry, batch);
     if (applied.length > 0) this.emit('events', applied);
   }
 
@@ -216,22 +253,49 @@ export class StreamStore extends EventEmitter<StoreEvents> {
           await this.#reset(entry.name, head);
         } else {
           const now = performance.now();
+          const contiguous: StoredEvent[] = [];
+          let next = entry.head + 1;
           for (const event of result.events) {
-            if (event.offset !== entry.head + 1) continue;
-            this.#applyOne(entry, event);
+            if (event.offset !== next) continue;
+            contiguous.push(event);
             applied.push({ event, receivedAt: now });
+            next++;
           }
+          this.#applyMany(entry, contiguous);
           if (applied.length > 0) this.emit('events', applied);
         }
       }
     } catch (err) {
       this.log.error({ err, stream: entry.name }, 'catching up a stream failed');
+      // Retry, but not at once: the engine is most likely unreachable right now (a shared
+      // engine can be), and re-ingesting the gap straight away would spin.
+      if (!(err instanceof StateRebuildError)) {
+        this.#again.add(entry.name);
+        await new Promise((resolve) => setTimeout(resolve, CATCH_UP_RETRY_MS).unref());
+      }
     } finally {
       const buffered = this.#catchingUp.get(entry.name) ?? [];
       this.#catchingUp.delete(entry.name);
       // Whatever arrived meanwhile goes through the normal path (duplicates are skipped).
       this.#ingest(buffered.filter((e) => e.epoch === entry.epoch));
+      if (this.#again.delete(entry.name)) this.#resync(entry.name);
     }
+  }
+
+  /**
+   * The engine reports that a stream's history was replaced (new epoch). Re-read it
+   * through the catch-up path, so events arriving meanwhile are held back until the
+   * rebuild is in place, and a failed rebuild is retried instead of thrown away.
+   */
+  #resync(name: string): void {
+    const entry = this.#entries.get(name);
+    if (!entry || this.#closed) return;
+    if (this.#catchingUp.has(name)) {
+      this.#again.add(name);
+      return;
+    }
+    this.#catchingUp.set(name, []);
+    void this.#catchUp(entry);
   }
 
   /** The stream's history vanished (new epoch): rebuild it from what the engine has now. */

@@ -1,7 +1,7 @@
 import type { StoredEvent } from '../engines/engine.js';
 import type { Metrics } from '../metrics.js';
 import type { AppliedEvent } from '../state/store.js';
-import type { Connection } from './connection.js';
+import type { Connection, PendingEvent } from './connection.js';
 
 /** An event as every subscriber receives it, serialized once. */
 export function serializeEvent(event: StoredEvent): string {
@@ -62,9 +62,10 @@ export class Fanout {
       this.#received.push(receivedAt);
       const set = this.#subscribers.get(event.stream);
       if (!set) continue;
-      const json = serializeEvent(event);
+      // One queued object per event, shared by every subscriber (no per-connection allocation).
+      const pending: PendingEvent = { stream: event.stream, offset: event.offset, json: serializeEvent(event), tail: undefined };
       for (const connection of set) {
-        connection.enqueue(event.stream, event.offset, json);
+        connection.enqueue(pending);
         this.#dirty.add(connection);
       }
     }

@@ -21,6 +21,9 @@ import { planSubscription, prefetchMissed } from './resume.js';
 /** Rate-limit drops are counted over this window to tell a burst from a flood. */
 const RATE_ABUSE_WINDOW_MS = 10_000;
 
+/** How long a resume waits for this node to catch up with the position a client brings. */
+const CATCH_UP_WAIT_MS = 2000;
+
 /** A command whose engine has not answered by then fails with TIMEOUT (and frees the connection). */
 const COMMAND_TIMEOUT_MS = 15_000;
 
@@ -137,6 +140,13 @@ export class MessageHandlers {
       }
       const { maxRecoveryEvents } = this.ctx.config.history;
       const entry = await this.ctx.store.entry(ref);
+      const since = data.since;
+      if (since && since.epoch === entry.epoch && since.offset > entry.head) {
+        // The client saw more than this node has applied (it comes from a node ahead of
+        // this one): let this node catch up rather than send it back in time.
+        const stored = await this.ctx.engine.head(ref.name);
+        if (stored.epoch === entry.epoch && stored.offset >= since.offset) await this.ctx.store.reach(entry, since.offset, CATCH_UP_WAIT_MS);
+      }
       const prefetched = await prefetchMissed(this.ctx.store, this.ctx.engine, entry, data.since, maxRecoveryEvents);
       // The client may have hung up while we read: then there is nobody to register.
       if (conn.closed || conn.socket.readyState !== conn.socket.OPEN) return;

@@ -1,0 +1,160 @@
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer, Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { delimiter, join } from 'node:path';
+
+/**
+ * A private redis-server for one test file: a free port on loopback, no persistence, a
+ * temporary directory, killed on dispose. Never the default port 6379, so a developer's
+ * own Redis is never touched.
+ */
+export interface TestRedis extends AsyncDisposable {
+  readonly url: string;
+  readonly port: number;
+  /** Stops the server (SIGTERM, waits for exit). Its data is gone: there is no persistence. */
+  stop(): Promise<void>;
+  /** Kills the server at once (SIGKILL). */
+  kill(): Promise<void>;
+  /** Starts it again on the same port (after stop or kill), empty. */
+  restart(): Promise<void>;
+  /** Runs one command on a fresh connection (e.g. `FLUSHALL`) and returns the raw reply line. */
+  command(...args: string[]): Promise<string>;
+}
+
+/** Finds redis-server, installing it with apt-get when running as root; throws if it cannot. */
+export function findRedisServer(): string {
+  const found = lookup();
+  if (found) return found;
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  if (isRoot) {
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+    try {
+      execFileSync('apt-get', ['install', '-y', 'redis-server'], { stdio: 'ignore', env, timeout: 300_000 });
+    } catch {
+      try {
+        execFileSync('apt-get', ['update'], { stdio: 'ignore', env, timeout: 300_000 });
+        execFileSync('apt-get', ['install', '-y', 'redis-server'], { stdio: 'ignore', env, timeout: 300_000 });
+      } catch {
+        // Reported below with the one message that matters.
+      }
+    }
+    const installed = lookup();
+    if (installed) return installed;
+  }
+  throw new Error(
+    'redis-server was not found on PATH or at /usr/bin/redis-server' +
+      (isRoot ? ' and `apt-get install -y redis-server` did not provide it' : ' (install it, e.g. `apt-get install redis-server`)') +
+      '. The Redis engine tests need a real redis-server; they do not skip.',
+  );
+}
+
+function lookup(): string | undefined {
+  for (const dir of (process.env['PATH'] ?? '').split(delimiter)) {
+    if (dir && existsSync(join(dir, 'redis-server'))) return join(dir, 'redis-server');
+  }
+  return existsSync('/usr/bin/redis-server') ? '/usr/bin/redis-server' : undefined;
+}
+
+/** A port nobody listens on right now (never 6379). */
+export async function freePort(): Promise<number> {
+  for (;;) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const server = createServer();
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => {
+        const address = server.address();
+        server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+      });
+    });
+    if (port !== 6379 && port !== 0) return port;
+  }
+}
+
+/** Starts a redis-server and waits until it answers PING. */
+export async function startRedis(): Promise<TestRedis> {
+  const binary = findRedisServer();
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'tradesync-redis-'));
+  let child: ChildProcess | undefined;
+  let log = '';
+
+  const launch = async () => {
+    log = '';
+    const proc = spawn(binary, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    proc.stdout?.on('data', (chunk: Buffer) => (log = (log + chunk.toString()).slice(-4000)));
+    proc.stderr?.on('data', (chunk: Buffer) => (log = (log + chunk.toString()).slice(-4000)));
+    child = proc;
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`redis-server exited at start:\n${log}`);
+      try {
+        if ((await send(port, ['PING'])).startsWith('+PONG')) return;
+      } catch {
+        // Not listening yet.
+      }
+      if (Date.now() > deadline) throw new Error(`redis-server did not answer PING on port ${port} within 10 s:\n${log}`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  };
+
+  const end = async (signal: NodeJS.Signals) => {
+    const proc = child;
+    child = undefined;
+    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+    proc.kill(signal);
+    await exited;
+  };
+
+  await launch();
+  // A test that forgets to dispose must not leave a server behind when vitest exits.
+  const onExit = () => child?.kill('SIGKILL');
+  process.once('exit', onExit);
+
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    stop: () => end('SIGTERM'),
+    kill: () => end('SIGKILL'),
+    async restart() {
+      await end('SIGTERM');
+      await launch();
+    },
+    command: (...args: string[]) => send(port, args),
+    async [Symbol.asyncDispose]() {
+      await end('SIGKILL');
+      process.off('exit', onExit);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** One RESP command on its own connection; resolves with the first reply line. */
+function send(port: number, args: readonly string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = new Socket();
+    let reply = '';
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`redis command ${args[0]} timed out`));
+    }, 2000);
+    socket.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    socket.on('data', (chunk: Buffer) => {
+      reply += chunk.toString();
+      if (reply.includes('\r\n')) {
+        clearTimeout(timer);
+        socket.destroy();
+        resolve(reply.slice(0, reply.indexOf('\r\n')));
+      }
+    });
+    socket.connect(port, '127.0.0.1', () => {
+      socket.write(`*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`);
+    });
+  });
+}
