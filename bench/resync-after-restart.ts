@@ -87,7 +87,7 @@ async function run(label: string, backoff: BackoffOptions | undefined, rounds: n
     }
   })();
 
-  const client = new TradeSyncClient({ url: `ws://127.0.0.1:${port}/ws`, WebSocket: WebSocket as never, logger: quiet, fetch: undefined, ...(backoff ? { backoff } : {}), ...(maxAttempts ? { maxAttempts } : {}) });
+  const client = new TradeSyncClient({ url: `ws://127.0.0.1:${port}/ws`, WebSocket: WebSocket as never, logger: quiet, fetch: null, ...(backoff ? { backoff } : {}), ...(maxAttempts ? { maxAttempts } : {}) });
   // Synced streams since the last kill, and how each came back.
   let pending = new Set<string>();
   let waiter: (() => void) | undefined;

@@ -25,8 +25,8 @@ export interface ClientOptions {
   readonly token?: string | (() => string | Promise<string>);
   /** The WebSocket implementation. @default globalThis.WebSocket (pass `ws`'s in Node 20) */
   readonly WebSocket?: WebSocketConstructor;
-  /** `fetch` for degraded mode. @default globalThis.fetch */
-  readonly fetch?: typeof fetch;
+  /** `fetch` for degraded mode; `null` turns degraded mode off. @default globalThis.fetch */
+  readonly fetch?: typeof fetch | null;
   /** @default DEFAULT_BACKOFF (1, 2, 4, 8, 16, then 30 s, ±20%) */
   readonly backoff?: BackoffOptions;
   /** Reconnect attempts before giving up ("failed"). @default 10 */
@@ -74,7 +74,7 @@ export function resolveOptions(options: ClientOptions): ResolvedOptions {
     urls,
     token: options.token,
     WebSocket: WebSocketImpl,
-    fetch: options.fetch ?? (typeof fetch === 'function' ? fetch.bind(globalThis) : undefined),
+    fetch: options.fetch === null ? undefined : (options.fetch ?? (typeof fetch === 'function' ? fetch.bind(globalThis) : undefined)),
     backoff: options.backoff ?? DEFAULT_BACKOFF,
     maxAttempts: options.maxAttempts ?? 10,
     connectTimeoutMs: options.connectTimeoutMs ?? 10_000,

@@ -18,7 +18,7 @@ const quiet: Logger = { debug: () => {}, warn: () => {}, error: () => {} };
 
 /** A client on fake sockets whose jitter is pinned to the middle: every delay is its base. */
 function makeClient(options: Partial<ClientOptions> = {}): TradeSyncClient {
-  return new TradeSyncClient({ url: 'ws://gw.test/ws', WebSocket: FakeSocket, fetch: undefined, random: () => 0.5, logger: quiet, ...options } as ClientOptions);
+  return new TradeSyncClient({ url: 'ws://gw.test/ws', WebSocket: FakeSocket, fetch: null, random: () => 0.5, logger: quiet, ...options } as ClientOptions);
 }
 
 function orderEvent(offset: number, fields: Record<string, unknown> = {}, epoch = 'e1'): LiveEvent {
