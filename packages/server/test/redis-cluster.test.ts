@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { WebSocket } from 'ws';
 import { applyEvent, initialState, type StreamState } from '@tradesync/protocol';
 import { TradeSyncClient, type SyncedInfo } from '../../client/src/index.js';
@@ -6,7 +6,7 @@ import { EngineUnavailableError, type StoredSnapshot } from '../src/engines/engi
 import { RedisEngine } from '../src/engines/redis.js';
 import { http, order, publish, startGateway, TestClient, tick, type TestGateway } from './support/harness.js';
 import { readAllEvents, Replica, waitForOffset } from './support/replica.js';
-import { startRedis, type TestRedis } from './support/redis.js';
+import { useTestRedis } from './support/redis.js';
 
 /*
  * Several gateway nodes over one Redis: the cluster behaves as one gateway. A client
@@ -15,17 +15,7 @@ import { startRedis, type TestRedis } from './support/redis.js';
  * leaves a replica wrong.
  */
 
-let redis: TestRedis;
-
-beforeAll(async () => {
-  redis = await startRedis();
-});
-afterAll(async () => {
-  await redis?.[Symbol.asyncDispose]();
-});
-beforeEach(async () => {
-  await redis.command('FLUSHALL');
-});
+const redis = useTestRedis();
 
 const node = (port = 0): Promise<TestGateway> => startGateway({ engine: 'redis', redisUrl: redis.url, port });
 

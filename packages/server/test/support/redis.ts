@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
+import { afterAll, beforeAll, beforeEach } from 'vitest';
 
 /**
  * A private redis-server for one test file: a free port on loopback, no persistence, a
@@ -128,6 +129,49 @@ export async function startRedis(): Promise<TestRedis> {
       await end('SIGKILL');
       process.off('exit', onExit);
       rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * Registers the hooks most Redis test files share: one private redis-server started
+ * before the file's tests and disposed after them, flushed (`FLUSHALL`) before each test
+ * unless `flushBeforeEach` is false. Call it at the top level of the file, before hooks
+ * that need the server. The returned handle forwards to that server; use it only inside
+ * hooks and tests.
+ */
+export function useTestRedis(options: { flushBeforeEach?: boolean } = {}): TestRedis {
+  let current: TestRedis | undefined;
+  const server = (): TestRedis => {
+    if (!current) throw new Error('the test redis-server is not running: use it inside hooks and tests only');
+    return current;
+  };
+  beforeAll(async () => {
+    current = await startRedis();
+  });
+  afterAll(async () => {
+    await current?.[Symbol.asyncDispose]();
+    current = undefined;
+  });
+  if (options.flushBeforeEach ?? true) {
+    beforeEach(async () => {
+      await server().command('FLUSHALL');
+    });
+  }
+  return {
+    get url() {
+      return server().url;
+    },
+    get port() {
+      return server().port;
+    },
+    stop: () => server().stop(),
+    kill: () => server().kill(),
+    restart: () => server().restart(),
+    command: (...args: string[]) => server().command(...args),
+    async [Symbol.asyncDispose]() {
+      await current?.[Symbol.asyncDispose]();
+      current = undefined;
     },
   };
 }
