@@ -110,6 +110,8 @@ export async function serve(args: string[]): Promise<number> {
       state: gateway.store,
       seed,
       rate,
+      // A lost broker report now and then, so the desk shows reconciliation at work.
+      loseReportEverySteps: 90,
       onError: (err) => log.error({ err }, 'simulator step failed'),
     });
     gateway.setCommandHandler(simulator.commands);

@@ -46,6 +46,15 @@ export interface SimulatorOptions {
   readonly markEverySteps?: number;
   /** Reconciliation with the broker runs every this many steps (0: never). @default 30 */
   readonly reconcileEverySteps?: number;
+  /**
+   * Every this many steps, the next order or position close report from the broker is
+   * lost on its way to the gateway (0: never), as real broker feeds sometimes drop one; the
+   * next reconciliation finds the drift, raises `reconciliation_mismatch` and repairs
+   * it. Off by default so published events stay a complete record; `tradesync serve`
+   * turns it on to show reconciliation at work.
+   * @default 0
+   */
+  readonly loseReportEverySteps?: number;
   readonly desk?: Partial<DeskOptions>;
   /** Told about a step that failed (e.g. the gateway refused or is gone); the run goes on. */
   readonly onError?: (error: unknown) => void;
@@ -78,8 +87,10 @@ export class Simulator {
   readonly #detectors = new Map<string, PatternDetector>();
   readonly #filter = new ChangeFilter();
   readonly #reconciler: Reconciler | undefined;
-  readonly #options: Required<Pick<SimulatorOptions, 'rate' | 'markEverySteps' | 'reconcileEverySteps'>> & Pick<SimulatorOptions, 'onError'>;
+  readonly #options: Required<Pick<SimulatorOptions, 'rate' | 'markEverySteps' | 'reconcileEverySteps' | 'loseReportEverySteps'>> & Pick<SimulatorOptions, 'onError'>;
   #steps = 0;
+  /** A broker report is due to be lost: the next close report that comes is dropped. */
+  #loseArmed = false;
   #patternSeq = 0;
   #eventsPublished = 0;
   #started = false;
@@ -100,6 +111,7 @@ export class Simulator {
       rate: options.rate ?? DEFAULT_RATE,
       markEverySteps: Math.max(1, options.markEverySteps ?? 5),
       reconcileEverySteps: options.reconcileEverySteps ?? 30,
+      loseReportEverySteps: options.loseReportEverySteps ?? 0,
       onError: options.onError,
     };
     this.#market = new MarketModel(this.symbols, rng.fork('market'));
@@ -235,6 +247,9 @@ export class Simulator {
     this.broker.checkMargins(nowMs, out);
     for (const desk of this.desks.values()) desk.tick(n, nowMs, out);
     this.#portfolio(n % this.#options.markEverySteps === 0, out);
+    const lose = this.#options.loseReportEverySteps;
+    if (lose > 0 && n % lose === lose - 1) this.#loseArmed = true;
+    if (this.#loseArmed && loseOneReport(out)) this.#loseArmed = false;
     let count = await this.#publish(out);
 
     const every = this.#options.reconcileEverySteps;
@@ -298,4 +313,16 @@ export class Simulator {
     await this.#publish(out);
     return result;
   }
+}
+
+/**
+ * Drops the first close report (an order filled or cancelled, a position closed) of a
+ * step; true when one was dropped. A lost close is the drift that lasts: later updates
+ * of the same entity never come to heal it, only reconciliation does.
+ */
+function loseOneReport(out: EventInput[]): boolean {
+  const index = out.findIndex((e) => e.type === 'order:closed' || e.type === 'position:closed');
+  if (index < 0) return false;
+  out.splice(index, 1);
+  return true;
 }

@@ -37,4 +37,21 @@ describe('broker reconciliation', () => {
     await steps(sim, 10);
     expect((recorder.stateOf('alerts:demo') as AlertsState).alerts.filter((a) => a.alert_type === 'reconciliation_mismatch')).toHaveLength(count);
   });
+
+  it('finds and repairs broker reports lost on their way to the gateway', async () => {
+    const { sim, recorder } = recordedSimulator({ reconcileEverySteps: 5, loseReportEverySteps: 7, markEverySteps: 1 });
+    await sim.commands.handle({ action: 'place_order', symbol: 'AAPL', side: 'buy', quantity: '10' }, { account: 'demo' });
+    await steps(sim, 200);
+    const mismatches = ['demo', 'demo-2'].flatMap((account) =>
+      (recorder.stateOf(`alerts:${account}`) as AlertsState).alerts.filter((a) => a.alert_type === 'reconciliation_mismatch'),
+    );
+    expect(mismatches.length).toBeGreaterThan(0);
+    // Right after a reconciliation pass the gateway tells the broker's truth again.
+    await steps(sim, 5 - (200 % 5));
+    for (const account of ['demo', 'demo-2']) {
+      const positions = (recorder.stateOf(`portfolio:${account}`) as PortfolioState).positions;
+      for (const p of sim.broker.account(account).positions.values()) expect(positions[p.symbol]?.quantity).toBe(p.quantity.toString());
+    }
+  });
 });
+
