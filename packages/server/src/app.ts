@@ -91,7 +91,9 @@ export class Gateway {
     this.#compactor.start();
     this.#ws.start();
     await registerDashboard(this.#http, this.config.dashboardDir);
-    await this.#http.listen({ host: this.config.host, port: this.config.port });
+    // A deep accept queue: a thousand clients reconnecting at once (after a network
+    // blip) would overflow Node's default of 511 and wait for the kernel's 1 s retry.
+    await this.#http.listen({ host: this.config.host, port: this.config.port, backlog: 2048 });
     this.#started = true;
     this.log.info({ url: this.url, engine: this.engine.kind, streams: [...this.store.entries()].length }, 'gateway listening');
     return this.url;

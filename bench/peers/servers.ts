@@ -1,0 +1,104 @@
+/**
+ * Starts and stops the systems under test, each in its own child process on
+ * 127.0.0.1, and makes sure none outlives the bench (also on errors and Ctrl-C).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort, type System } from './common.js';
+
+const BIN = new URL('../../packages/cli/bin/tradesync.js', import.meta.url).pathname;
+const PEERS: Record<Exclude<System, 'tradesync'>, string> = {
+  'raw-ws': new URL('./raw-ws-server.ts', import.meta.url).pathname,
+  'socket.io': new URL('./socketio-server.ts', import.meta.url).pathname,
+};
+
+const children = new Set<ChildProcess>();
+const dataDirs = new Set<string>();
+
+/** Kills whatever is still running; safe to call more than once. */
+export function killAll(): void {
+  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  children.clear();
+  for (const dir of dataDirs) rmSync(dir, { recursive: true, force: true });
+  dataDirs.clear();
+}
+process.on('exit', killAll);
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    killAll();
+    process.exit(130);
+  });
+}
+
+/** Registers a child process so it is killed when the bench ends. */
+export function track(child: ChildProcess): ChildProcess {
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
+export interface RunningServer {
+  readonly system: System;
+  readonly port: number;
+  readonly pid: number;
+  /** Where a producer POSTs a JSON array of events. */
+  readonly publishPath: string;
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  /** Extra Node flags for the server process, e.g. `--cpu-prof` (see BENCH_CPU_PROF in run.ts). */
+  readonly execArgv?: readonly string[];
+}
+
+export async function startServer(system: System, options: StartOptions = {}): Promise<RunningServer> {
+  const port = await freePort();
+  const execArgv = options.execArgv ?? [];
+  let args: string[];
+  let ready: string;
+  let dataDir: string | undefined;
+  if (system === 'tradesync') {
+    dataDir = mkdtempSync(join(tmpdir(), 'tradesync-bench-'));
+    dataDirs.add(dataDir);
+    args = [...execArgv, BIN, 'serve', '--no-simulator', '--port', String(port), '--data-dir', dataDir, '--durability', 'normal', '--log-level', 'warn'];
+    ready = 'TradeSync gateway on';
+  } else {
+    args = [...execArgv, '--import', 'tsx', PEERS[system], String(port)];
+    ready = 'LISTENING';
+  }
+  const child = track(spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] }));
+  await new Promise<void>((resolve, reject) => {
+    let out = '';
+    const onData = (chunk: Buffer): void => {
+      out += chunk.toString();
+      if (out.includes(ready)) {
+        child.stdout!.off('data', onData);
+        child.stdout!.resume();
+        resolve();
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`${system} server exited early (${code}): ${out}`)));
+  });
+  return {
+    system,
+    port,
+    pid: child.pid!,
+    publishPath: system === 'tradesync' ? '/api/v1/events' : '/events',
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((resolve) => child.once('exit', resolve));
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+        await exited;
+        clearTimeout(timer);
+      }
+      if (dataDir) {
+        rmSync(dataDir, { recursive: true, force: true });
+        dataDirs.delete(dataDir);
+      }
+    },
+  };
+}
