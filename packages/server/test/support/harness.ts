@@ -221,7 +221,7 @@ export const order = (account: string, overrides: Record<string, unknown> = {}) 
 });
 
 /* ---------------------------------------------------------------------------
- * Added helpers (additive only; nothing above changed).
+ * Raw sockets, HTTP, metrics and entity builders for protocol tests.
  * ------------------------------------------------------------------------- */
 
 /** Opens a plain `ws` client (any `ws` options, e.g. `autoPong: false`) and waits until it is open. */
