@@ -5,14 +5,16 @@
  * event-to-screen latency (the event's server timestamp vs the frame that shows it,
  * from the page's `?probe` hook) and the JS heap (CDP, after a GC) at start and end.
  *
- *   node --import tsx bench/dashboard-load.ts [--duration 60] [--rate 1000]
+ *   node --import tsx bench/dashboard-load.ts [--duration 60] [--rate 1000] [--profile] [--hide orders,signals]
+ *
+ * `--hide` closes panels (the page's saved View settings) to see what each one costs.
  */
 import { parseArgs } from 'node:util';
 import { mkdirSync } from 'node:fs';
 import type { CDPSession, Page } from 'playwright-core';
 import { ARTIFACTS, deskEvents, launchBrowser, marketHistory, publishAll, startDeskGateway, SYMBOL_PRICES } from '../e2e/support/desk.js';
 
-const { values } = parseArgs({ options: { duration: { type: 'string', default: '60' }, rate: { type: 'string', default: '1000' }, profile: { type: 'boolean', default: false } } });
+const { values } = parseArgs({ options: { duration: { type: 'string', default: '60' }, rate: { type: 'string', default: '1000' }, profile: { type: 'boolean', default: false }, hide: { type: 'string', default: '' } } });
 const durationS = Number(values.duration);
 const rate = Number(values.rate);
 if (!(durationS > 0) || !(rate > 0)) throw new Error('--duration and --rate must be positive numbers');
@@ -53,6 +55,13 @@ async function heapMb(cdp: CDPSession): Promise<number> {
   return used / 1024 / 1024;
 }
 
+/** Where the page's main thread went (CDP Performance.getMetrics: cumulative since page load). */
+const MAIN_THREAD_METRICS = ['TaskDuration', 'ScriptDuration', 'RecalcStyleDuration', 'LayoutDuration', 'RecalcStyleCount', 'LayoutCount'] as const;
+async function mainThreadMetrics(cdp: CDPSession): Promise<Record<string, number>> {
+  const { metrics } = await cdp.send('Performance.getMetrics');
+  return Object.fromEntries(metrics.map((m) => [m.name, m.value]));
+}
+
 const pct = (sorted: number[], p: number) => (sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!);
 
 async function main(): Promise<void> {
@@ -68,6 +77,12 @@ async function main(): Promise<void> {
         for (const e of list.getEntries()) w.__longtasks.push(e.duration);
       }).observe({ type: 'longtask', buffered: true });
     });
+    const hidden = values.hide.split(',').filter(Boolean);
+    if (hidden.length > 0) {
+      await page.addInitScript((ids) => {
+        localStorage.setItem('tradesync.settings', JSON.stringify({ panels: Object.fromEntries(ids.map((id) => [id, false])) }));
+      }, hidden);
+    }
     await page.goto(`${gw.url}/?probe=1`);
     await page.locator('.conn-text', { hasText: 'Live' }).waitFor({ timeout: 20_000 });
     await page.waitForTimeout(2000);
@@ -79,6 +94,7 @@ async function main(): Promise<void> {
       window.__tradesyncProbe!.latencies.length = 0;
     });
     const heapStart = await heapMb(cdp);
+    const metricsStart = await mainThreadMetrics(cdp);
     if (values.profile) {
       await cdp.send('Profiler.enable');
       await cdp.send('Profiler.start');
@@ -113,6 +129,7 @@ async function main(): Promise<void> {
       }
     }
     const elapsed = (Date.now() - started) / 1000;
+    const metricsEnd = await mainThreadMetrics(cdp);
     if (values.profile) printProfile((await cdp.send('Profiler.stop')).profile);
     await page.waitForTimeout(1000);
     const heapEnd = await heapMb(cdp);
@@ -138,6 +155,10 @@ async function main(): Promise<void> {
       ['JS heap start (after GC)', `${heapStart.toFixed(1)} MB`, ''],
       ['JS heap end (after GC)', `${heapEnd.toFixed(1)} MB`, 'flat'],
       ['JS heap during run', samples.map((s) => `${s.t}s:${s.heap.toFixed(0)}`).join(' '), ''],
+      ...MAIN_THREAD_METRICS.map((name): [string, string, string] => {
+        const d = (metricsEnd[name] ?? 0) - (metricsStart[name] ?? 0);
+        return [`main thread ${name}`, name.endsWith('Duration') ? `${(d * 1000).toFixed(0)} ms (${((d * 100) / elapsed).toFixed(0)}%)` : String(d), ''];
+      }),
     ];
     const w0 = Math.max(...rows.map((r) => r[0].length));
     const w1 = Math.max(...rows.map((r) => r[1].length));
@@ -150,21 +171,39 @@ async function main(): Promise<void> {
 }
 
 /** `--profile`: the page's functions by self time, to see where a frame goes. */
-function printProfile(profile: { nodes: Array<{ id: number; callFrame: { functionName: string; url: string; lineNumber: number } }>; samples?: number[]; timeDeltas?: number[] }): void {
+function printProfile(profile: { nodes: Array<{ id: number; callFrame: { functionName: string; url: string; lineNumber: number }; children?: number[] }>; samples?: number[]; timeDeltas?: number[] }): void {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const keyOf = (f: { functionName: string; url: string; lineNumber: number }) => `${f.functionName || '(anonymous)'} ${f.url.split('/').pop() ?? ''}:${f.lineNumber}`;
   const self = new Map<string, number>();
+  // Total (inclusive) time: each function counted once per sample, however deep it recurses.
+  const total = new Map<string, number>();
   const samples = profile.samples ?? [];
   const deltas = profile.timeDeltas ?? [];
+  let all = 0;
   for (let i = 0; i < samples.length; i++) {
     const node = byId.get(samples[i]!);
     if (!node) continue;
-    const f = node.callFrame;
-    const key = `${f.functionName || '(anonymous)'} ${f.url.split('/').pop() ?? ''}:${f.lineNumber}`;
-    self.set(key, (self.get(key) ?? 0) + (deltas[i] ?? 0) / 1000);
+    const ms = (deltas[i] ?? 0) / 1000;
+    all += ms;
+    const key = keyOf(node.callFrame);
+    self.set(key, (self.get(key) ?? 0) + ms);
+    const seen = new Set<string>();
+    for (let id: number | undefined = node.id; id !== undefined; id = parent.get(id)) {
+      const k = keyOf(byId.get(id)!.callFrame);
+      if (seen.has(k)) continue;
+      seen.add(k);
+      total.set(k, (total.get(k) ?? 0) + ms);
+    }
   }
-  const top = [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, 25);
-  console.log('\npage CPU by self time (ms):');
-  for (const [k, ms] of top) console.log(`${ms.toFixed(0).padStart(8)}  ${k}`);
+  const print = (title: string, map: Map<string, number>, n: number) => {
+    console.log(`\n${title}:`);
+    for (const [k, ms] of [...map.entries()].sort((a, b) => b[1] - a[1]).slice(0, n)) console.log(`${ms.toFixed(0).padStart(8)}  ${k}`);
+  };
+  console.log(`\nprofiled ${all.toFixed(0)} ms of page time`);
+  print('page CPU by self time (ms)', self, 25);
+  print('page CPU by total time (ms)', total, 40);
 }
 
 await main();

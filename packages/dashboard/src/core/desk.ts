@@ -63,7 +63,10 @@ export class Desk {
   #wasConnected = false;
   #lostConnection = false;
   readonly #commandTargets = new Map<string, { action: string; target: string; label: string }>();
-  readonly #messages: DebugMessage[] = [];
+  readonly #messages: Array<Record<string, unknown>> = new Array<Record<string, unknown>>(DEBUG_MESSAGES);
+  readonly #messageTimes: number[] = new Array<number>(DEBUG_MESSAGES).fill(0);
+  #messageHead = 0;
+  #messageCount = 0;
   #eventCount = 0;
   #wireSamples: number[] = [];
   #screenSamples: number[] = [];
@@ -350,21 +353,35 @@ export class Desk {
   /* ------------------------------------------------------------------ debug */
 
   #onMessage(message: Record<string, unknown>): void {
+    // A thousand messages a second: keep only the reference and its time (a ring, no
+    // copies); the debug rows are built once a second, and only while the panel is open.
     const at = this.#now();
-    const type = String(message.type);
-    const entry: DebugMessage = {
-      at,
-      type,
-      ...(typeof message.stream === 'string' ? { stream: message.stream } : {}),
-      ...(typeof message.offset === 'number' ? { offset: message.offset } : {}),
-      raw: message,
-    };
-    this.#messages.push(entry);
-    if (this.#messages.length > DEBUG_MESSAGES) this.#messages.splice(0, this.#messages.length - DEBUG_MESSAGES);
-    if (typeof message.timestamp === 'string') {
+    this.#messages[this.#messageHead] = message;
+    this.#messageTimes[this.#messageHead] = at;
+    this.#messageHead = (this.#messageHead + 1) % DEBUG_MESSAGES;
+    if (this.#messageCount < DEBUG_MESSAGES) this.#messageCount++;
+    if (typeof message.timestamp === 'string' && this.#wireSamples.length < 5000) {
       const sent = Date.parse(message.timestamp);
-      if (!Number.isNaN(sent) && this.#wireSamples.length < 5000) this.#wireSamples.push(at - sent);
+      if (!Number.isNaN(sent)) this.#wireSamples.push(at - sent);
     }
+  }
+
+  /** The last messages, oldest first, as the debug panel lists them. */
+  #debugMessages(): DebugMessage[] {
+    const out: DebugMessage[] = [];
+    const start = (this.#messageHead - this.#messageCount + DEBUG_MESSAGES) % DEBUG_MESSAGES;
+    for (let k = 0; k < this.#messageCount; k++) {
+      const i = (start + k) % DEBUG_MESSAGES;
+      const message = this.#messages[i]!;
+      out.push({
+        at: this.#messageTimes[i]!,
+        type: String(message.type),
+        ...(typeof message.stream === 'string' ? { stream: message.stream } : {}),
+        ...(typeof message.offset === 'number' ? { offset: message.offset } : {}),
+        raw: message,
+      });
+    }
+    return out;
   }
 
   #tick(): void {
@@ -378,7 +395,7 @@ export class Desk {
       synced: h.synced,
     }));
     this.#stores.debug.setState({
-      messages: this.#stores.settings.getState().panels.debug ? this.#messages.slice() : [],
+      messages: this.#stores.settings.getState().panels.debug ? this.#debugMessages() : [],
       eventsPerSecond: this.#eventCount,
       wireLatencyMs: median(this.#wireSamples),
       screenLatencyMs: median(this.#screenSamples),

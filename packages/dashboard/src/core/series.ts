@@ -14,6 +14,8 @@ export class PointBuffer {
   points: Point[] = [];
   /** Bumped whenever points were dropped or inserted out of order: redraw all. */
   resets = 0;
+  /** Bumped on every accepted push: nothing to draw while it has not moved. */
+  version = 0;
 
   constructor(readonly max = 3600) {}
 
@@ -22,6 +24,7 @@ export class PointBuffer {
     const b = toBig(value);
     if (!b || !Number.isFinite(timeMs)) return;
     const point = { time: Math.floor(timeMs / 1000), value: b.toNumber() };
+    this.version++;
     const last = this.points.at(-1);
     if (!last || point.time > last.time) {
       this.points.push(point);

@@ -31,6 +31,9 @@ function palette(): Palette {
   };
 }
 
+/** The chart's redraw period: one point per second is drawn, a few redraws a second are plenty. */
+const CHART_DRAW_MS = 400;
+
 const toData = (points: readonly Point[]) => points.map((p) => ({ time: p.time as UTCTimestamp, value: p.value }));
 
 /**
@@ -40,12 +43,16 @@ const toData = (points: readonly Point[]) => points.map((p) => ({ time: p.time a
 class SeriesSync {
   #buffer: PointBuffer | undefined;
   #resets = -1;
+  #version = -1;
   #lastTime = 0;
   constructor(
     readonly series: ISeriesApi<'Line'> | ISeriesApi<'Area'>,
     readonly onReload: () => void = () => {},
   ) {}
   sync(buffer: PointBuffer): void {
+    // Nothing new for this symbol (ticks of the other symbols): no redraw.
+    if (buffer === this.#buffer && buffer.version === this.#version) return;
+    this.#version = buffer.version;
     if (buffer !== this.#buffer || buffer.resets !== this.#resets) {
       this.#buffer = buffer;
       this.#resets = buffer.resets;
@@ -93,9 +100,26 @@ export function ChartPanel() {
     c.timeScale().fitContent();
     markersAt.current = 0;
     markers.setMarkers(markersFor(latest.current as SignalsState, symbol));
-    const off = chart.subscribe(draw);
+    // Ticks come hundreds of times a second and the chart is a canvas redrawn whole:
+    // draw at most every CHART_DRAW_MS (the last change is always drawn, by a trailing
+    // timer). The last price next to the tabs still shows every frame.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let drawnAt = 0;
+    const schedule = () => {
+      if (timer !== undefined) return;
+      timer = setTimeout(
+        () => {
+          timer = undefined;
+          drawnAt = performance.now();
+          draw();
+        },
+        Math.max(0, CHART_DRAW_MS - (performance.now() - drawnAt)),
+      );
+    };
+    const off = chart.subscribe(schedule);
     return () => {
       off();
+      clearTimeout(timer);
       api.current = null;
       c.remove();
     };

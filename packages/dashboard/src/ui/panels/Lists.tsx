@@ -1,16 +1,29 @@
-import type { Instance, Pattern } from '@tradesync/protocol';
+import { memo } from 'react';
+import type { Instance, Pattern, SignalsState } from '@tradesync/protocol';
 import { formatAge, formatDecimal, formatPrice, formatTime } from '../../core/format.js';
 import { useConnection, useData } from '../context.js';
 import { Panel } from '../Panel.js';
 import { EmptyRow } from './Tables.js';
 
 export function PatternsPanel() {
-  const slice = useData((d) => d.signals);
-  const patterns = (Object.values(slice.state.patterns) as Array<Pattern & { detected_at?: string }>).sort((a, b) =>
+  // The signals stream changes every frame, its patterns seldom: select them alone, and
+  // the rows render only when they changed (the header's age still follows the stream).
+  const updatedAt = useData((d) => d.signals.updatedAt);
+  const synced = useData((d) => d.signals.synced);
+  const map = useData((d) => d.signals.state.patterns);
+  return (
+    <Panel id="patterns" title="Patterns" updatedAt={updatedAt} synced={synced}>
+      <PatternsTable patterns={map} />
+    </Panel>
+  );
+}
+
+const PatternsTable = memo(function PatternsTable({ patterns: map }: { patterns: SignalsState['patterns'] }) {
+  const patterns = (Object.values(map) as Array<Pattern & { detected_at?: string }>).sort((a, b) =>
     String(b.detected_at ?? '').localeCompare(String(a.detected_at ?? '')),
   );
   return (
-    <Panel id="patterns" title="Patterns" updatedAt={slice.updatedAt} synced={slice.synced}>
+    <>
       <div className="scroll">
         <table className="t" data-testid="patterns-table">
           <thead>
@@ -38,9 +51,9 @@ export function PatternsPanel() {
           </tbody>
         </table>
       </div>
-    </Panel>
+    </>
   );
-}
+});
 
 type InstanceRow = Instance & { entered_at?: string; conditions_met?: number; conditions_total?: number; progress?: string; reason?: string };
 

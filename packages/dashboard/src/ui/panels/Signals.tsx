@@ -1,7 +1,8 @@
-import { memo, useMemo, useRef } from 'react';
+import { memo, useMemo, useRef, useState } from 'react';
 import { useVirtualizer } from '@tanstack/react-virtual';
 import type { Signal } from '@tradesync/protocol';
 import { formatPrice, formatQty, formatTime } from '../../core/format.js';
+import { createSortedView } from '../../core/sorted.js';
 import type { CommandMark } from '../../core/stores.js';
 import { useData, useDesk, useUi } from '../context.js';
 import { Panel } from '../Panel.js';
@@ -15,7 +16,9 @@ type Row = Signal & { readonly pending_action?: string; readonly created_at?: st
 export function SignalsPanel() {
   const slice = useData((d) => d.signals);
   const commands = useUi((u) => u.commands);
-  const signals = useMemo(() => newestFirst(slice.state.signals as Readonly<Record<string, Row>>), [slice.state.signals]);
+  // Incremental: each frame brings a few new signals, not a new list of a thousand to sort.
+  const [view] = useState(() => createSortedView<Row>(newestFirst, (s) => s.id));
+  const signals = view(slice.state.signals as Readonly<Record<string, Row>>);
   const pending = useMemo(() => signals.filter((s) => s.status === 'pending').length, [signals]);
   return (
     <Panel
@@ -59,7 +62,7 @@ export function SignalsPanel() {
   );
 }
 
-function PlainList({ signals, commands }: { signals: Row[]; commands: Readonly<Record<string, CommandMark>> }) {
+function PlainList({ signals, commands }: { signals: readonly Row[]; commands: Readonly<Record<string, CommandMark>> }) {
   return (
     <div className="slist" role="rowgroup" data-testid="signals-list" data-virtual="false">
       {signals.length === 0 && <div className="empty">No signals yet</div>}
@@ -70,7 +73,7 @@ function PlainList({ signals, commands }: { signals: Row[]; commands: Readonly<R
   );
 }
 
-function VirtualList({ signals, commands }: { signals: Row[]; commands: Readonly<Record<string, CommandMark>> }) {
+function VirtualList({ signals, commands }: { signals: readonly Row[]; commands: Readonly<Record<string, CommandMark>> }) {
   const scroller = useRef<HTMLDivElement>(null);
   const virtualizer = useVirtualizer({
     count: signals.length,
@@ -96,16 +99,12 @@ function VirtualList({ signals, commands }: { signals: Row[]; commands: Readonly
   );
 }
 
-/** Newest first; ids break ties so the order is stable. Plain comparisons: ISO times sort as strings. */
-function newestFirst(map: Readonly<Record<string, Row>>): Row[] {
-  const list = Object.values(map);
-  const key = (s: Row) => String(s.created_at ?? '');
-  return list.sort((a, b) => {
-    const ka = key(a);
-    const kb = key(b);
-    if (ka !== kb) return ka < kb ? 1 : -1;
-    return a.id < b.id ? 1 : a.id > b.id ? -1 : 0;
-  });
+/** Newest first; ids break ties so the order is total and stable. Plain comparisons: ISO times sort as strings. */
+function newestFirst(a: Row, b: Row): number {
+  const ka = String(a.created_at ?? '');
+  const kb = String(b.created_at ?? '');
+  if (ka !== kb) return ka < kb ? 1 : -1;
+  return a.id < b.id ? 1 : a.id > b.id ? -1 : 0;
 }
 
 /** Rows whose signal and command did not change are not rendered again. */

@@ -1,4 +1,6 @@
-import { memo } from 'react';
+import { memo, useRef, useState } from 'react';
+import { useVirtualizer } from '@tanstack/react-virtual';
+import { createSortedView } from '../../core/sorted.js';
 import type { Balance, Order, Position } from '@tradesync/protocol';
 import type { CommandMark } from '../../core/stores.js';
 import { formatMoney, formatPrice, formatQty, formatSigned, formatTime, sign } from '../../core/format.js';
@@ -79,32 +81,97 @@ export function PositionsPanel() {
 export function OrdersPanel() {
   const slice = useData((d) => d.orders);
   const commands = useUi((u) => u.commands);
-  const orders = Object.values(slice.state.orders).sort((a: Order, b: Order) => (a.created_at < b.created_at ? 1 : a.created_at > b.created_at ? -1 : 0));
+  const [view] = useState(() => createSortedView<Order>(newestOrderFirst, (o) => o.order_id));
+  const orders = view(slice.state.orders);
   return (
     <Panel id="orders" title={`Open orders · ${orders.length}`} updatedAt={slice.updatedAt} synced={slice.synced}>
-      <table className="t" data-testid="orders-table">
-        <thead>
-          <tr>
-            <th>Time</th>
-            <th>Symbol</th>
-            <th>Side</th>
-            <th>Type</th>
-            <th className="num">Qty</th>
-            <th className="num">Filled</th>
-            <th className="num">Price</th>
-            <th>Status</th>
-            <th aria-label="Actions" />
-          </tr>
-        </thead>
-        <tbody>
-          {orders.length === 0 && <EmptyRow cols={9} text="No open orders" />}
-          {orders.map((o) => (
-            <OrderRow key={o.order_id} order={o} mark={commands[o.order_id]} />
-          ))}
-        </tbody>
-      </table>
+      {orders.length > ORDERS_VIRTUALIZE_ABOVE ? <VirtualOrders orders={orders} commands={commands} /> : <OrdersTable orders={orders} commands={commands} />}
     </Panel>
   );
+}
+
+const ORDER_COLUMNS = (
+  <thead>
+    <tr>
+      <th>Time</th>
+      <th>Symbol</th>
+      <th>Side</th>
+      <th>Type</th>
+      <th className="num">Qty</th>
+      <th className="num">Filled</th>
+      <th className="num">Price</th>
+      <th>Status</th>
+      <th aria-label="Actions" />
+    </tr>
+  </thead>
+);
+
+interface OrdersProps {
+  readonly orders: readonly Order[];
+  readonly commands: Readonly<Record<string, CommandMark>>;
+}
+
+function OrdersTable({ orders, commands }: OrdersProps) {
+  return (
+    <table className="t" data-testid="orders-table" data-virtual="false">
+      {ORDER_COLUMNS}
+      <tbody>
+        {orders.length === 0 && <EmptyRow cols={9} text="No open orders" />}
+        {orders.map((o) => (
+          <OrderRow key={o.order_id} order={o} mark={commands[o.order_id]} />
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
+const ORDER_ROW_HEIGHT = 25;
+/**
+ * Past this many orders the table renders only what its scroller shows. Lower than the
+ * signals' threshold: an updated order moves to the top, and React then moves every
+ * row below it in the DOM, every frame (a few dozen busy orders cost more than a
+ * thousand quiet signals).
+ */
+export const ORDERS_VIRTUALIZE_ABOVE = 30;
+
+/**
+ * Many orders: only the rows on screen, between two spacer rows, in a fixed-height
+ * contained scroller. Orders that change move to the top; with every row in the DOM
+ * React would move each row below them, every frame.
+ */
+function VirtualOrders({ orders, commands }: OrdersProps) {
+  const scroller = useRef<HTMLDivElement>(null);
+  const virtualizer = useVirtualizer({
+    count: orders.length,
+    getScrollElement: () => scroller.current,
+    estimateSize: () => ORDER_ROW_HEIGHT,
+    overscan: 6,
+    getItemKey: (index) => orders[index]?.order_id ?? index,
+  });
+  const items = virtualizer.getVirtualItems();
+  const top = items[0]?.start ?? 0;
+  const bottom = virtualizer.getTotalSize() - (items.at(-1)?.end ?? 0);
+  return (
+    <div className="scroll scroll-fixed" ref={scroller}>
+      <table className="t vtable" data-testid="orders-table" data-virtual="true" data-count={orders.length}>
+        {ORDER_COLUMNS}
+        <tbody>
+          {top > 0 && <tr className="spacer" style={{ height: top }} aria-hidden="true" />}
+          {items.map((item) => {
+            const o = orders[item.index];
+            return o ? <OrderRow key={item.key} order={o} mark={commands[o.order_id]} /> : null;
+          })}
+          {bottom > 0 && <tr className="spacer" style={{ height: bottom }} aria-hidden="true" />}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
+/** Newest first; ids break ties so the order is total (and the same every frame). */
+function newestOrderFirst(a: Order, b: Order): number {
+  if (a.created_at !== b.created_at) return a.created_at < b.created_at ? 1 : -1;
+  return a.order_id < b.order_id ? 1 : a.order_id > b.order_id ? -1 : 0;
 }
 
 /** Rows whose order did not change are not rendered again (orders update many times a second). */
