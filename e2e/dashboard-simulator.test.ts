@@ -58,10 +58,20 @@ describe('the dashboard on the simulator', { timeout: 60_000 }, () => {
     await page.goto(`${gw.url}/`);
     await expect.poll(() => page.locator('.conn-text').textContent(), { timeout: 15_000 }).toBe('Live');
     const pending = page.locator('[data-testid="signals-list"] [data-status="pending"]').filter({ has: page.getByRole('button', { name: /^Execute/ }) });
-    await expect.poll(() => pending.count(), { timeout: 40_000 }).toBeGreaterThan(0);
-    const id = await pending.first().getAttribute('data-signal-id');
-    const row = page.locator(`[data-signal-id="${id}"]`);
-    await row.getByRole('button', { name: /^Execute/ }).click();
+    // The simulator's autopilot executes some signals itself: a row can stop being pending
+    // between finding it and clicking it. Then take the next pending one.
+    let row = page.locator('[data-signal-id]').first();
+    for (let attempt = 0; ; attempt++) {
+      await expect.poll(() => pending.count(), { timeout: 40_000 }).toBeGreaterThan(0);
+      const id = await pending.first().getAttribute('data-signal-id');
+      row = page.locator(`[data-signal-id="${id}"]`);
+      try {
+        await row.getByRole('button', { name: /^Execute/ }).click({ timeout: 2000 });
+        break;
+      } catch (error) {
+        if (attempt >= 5) throw error;
+      }
+    }
     // Executed, or refused by the paper broker (then back to pending/expired with the reason on the row).
     await expect
       .poll(async () => ((await row.getAttribute('data-status')) === 'executed' ? 'executed' : (await row.textContent())?.includes('Execute failed') ? 'rolled back' : 'waiting'), { timeout: 15_000 })

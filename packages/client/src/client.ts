@@ -490,8 +490,13 @@ export class TradeSyncClient {
 
   #notifyState(sub: Subscription, reason: StateChangeReason): void {
     sub.invalidate();
-    const state = sub.state;
-    for (const listener of sub.listeners) this.#call(() => listener.onState?.(state, reason));
+    // The state is reduced only if a listener asks for it now (onState); onChange
+    // listeners read it later, once for many messages.
+    let state: StreamState | undefined;
+    for (const listener of sub.listeners) {
+      if (listener.onState) this.#call(() => listener.onState?.((state ??= sub.state), reason));
+      if (listener.onChange) this.#call(() => listener.onChange?.(reason));
+    }
   }
 
   #call(fn: () => void): void {

@@ -28,6 +28,12 @@ export interface SyncFailedInfo {
 export interface StreamListener<S extends StreamState = StreamState> {
   onEvent?(event: LiveEvent): void;
   onState?(state: S, reason: StateChangeReason): void;
+  /**
+   * The state changed; read `handle.state` when you need it. Unlike `onState` this does
+   * not compute the state on every message, so a UI that renders once per frame
+   * reduces a whole frame's events in one batch.
+   */
+  onChange?(reason: StateChangeReason): void;
   onSynced?(info: SyncedInfo): void;
   onSyncFailed?(info: SyncFailedInfo): void;
 }

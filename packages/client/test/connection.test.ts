@@ -272,6 +272,19 @@ describe('messages and listeners', () => {
     expect(client.status.state).toBe('connected');
   });
 
+  it('tells onChange listeners of every change and gives the exact state when they read it later', async () => {
+    const client = track(makeClient());
+    const reasons: string[] = [];
+    const handle = client.subscribe(STREAM, { onChange: (reason) => reasons.push(reason) });
+    const socket = FakeSocket.last;
+    await connectAndSync(socket);
+    for (let offset = 1; offset <= 5; offset++) socket.receive({ ...orderEvent(offset) });
+    expect(reasons).toEqual(['snapshot', 'event', 'event', 'event', 'event', 'event']);
+    // Read once, after many messages: every event is in it.
+    expect(Object.keys((handle.state as { orders: Record<string, unknown> }).orders)).toEqual(['o1', 'o2', 'o3', 'o4', 'o5']);
+    expect(handle.position).toEqual({ epoch: 'e1', offset: 5 });
+  });
+
   it('keeps calling the other listeners, and the socket open, when a listener throws', async () => {
     const client = track(makeClient());
     const second = vi.fn();

@@ -87,25 +87,43 @@ class Draft {
 
 type Reducer<S> = (state: S, event: ReducibleEvent, draft: Draft) => S;
 
+/**
+ * Key counts of collections, remembered per object. States are never changed once a
+ * batch returns them, so a count stays true for its object; `bounded` then needs no
+ * scan of a thousand keys on every insert.
+ */
+const sizes = new WeakMap<object, number>();
+
+function sizeOf(map: object): number {
+  let size = sizes.get(map);
+  if (size === undefined) sizes.set(map, (size = Object.keys(map).length));
+  return size;
+}
+
 function upsert<T>(draft: Draft, map: Readonly<Record<string, T>>, id: string, value: T): Record<string, T> {
+  const size = sizeOf(map) + (Object.hasOwn(map, id) ? 0 : 1);
   const next = draft.own(map) as Record<string, T>;
   next[id] = value;
+  sizes.set(next, size);
   return next;
 }
 
 function remove<T>(draft: Draft, map: Readonly<Record<string, T>>, id: string): Readonly<Record<string, T>> {
   if (!Object.hasOwn(map, id)) return map;
+  const size = sizeOf(map) - 1;
   const next = draft.own(map) as Record<string, T>;
   delete next[id];
+  sizes.set(next, size);
   return next;
 }
 
 /** Keeps at most `limit` + a tenth keys; past that, the newest `limit` (insertion order). */
 function bounded<T>(draft: Draft, map: Record<string, T>, limit: number): Record<string, T> {
+  if (sizeOf(map) <= limit + Math.ceil(limit / 10)) return map;
   const keys = Object.keys(map);
-  if (keys.length <= limit + Math.ceil(limit / 10)) return map;
   const kept: Record<string, T> = {};
   for (const key of keys.slice(keys.length - limit)) kept[key] = map[key]!;
+  sizes.set(kept, limit);
   return draft.made(kept);
 }
 
@@ -240,10 +258,9 @@ const reduceStateMachines: Reducer<StateMachinesState> = (state, { type, data },
 const reduceIndicators: Reducer<IndicatorsState> = (state, { type, data }, draft) => {
   if (type !== 'indicator:updated') return state;
   const symbol = str(data.symbol);
-  const indicators = draft.own(state.indicators) as Record<string, Readonly<Record<string, string>>>;
-  indicators[symbol] = upsert(draft, state.indicators[symbol] ?? {}, str(data.name), str(data.value));
+  const values = upsert(draft, own(state.indicators, symbol) ?? {}, str(data.name), str(data.value));
   const next = draft.own(state);
-  next.indicators = indicators;
+  next.indicators = upsert(draft, state.indicators, symbol, values);
   return next;
 };
 

@@ -54,7 +54,8 @@ export class Desk {
   readonly #frames: FrameCoalescer<Dirty>;
   readonly #handles = new Map<string, StreamHandle>();
   /** States received since the last frame, by stream (only the latest counts). */
-  #pendingStates = new Map<string, StreamState>();
+  /** Streams whose state changed since the last frame; their state is read (and reduced) at the frame. */
+  #changedStreams = new Set<string>();
   /** Server timestamps of the events received since the last frame. */
   #pendingEventTimes: number[] = [];
   /** Event times waiting for the frame that shows them to be committed. */
@@ -127,7 +128,7 @@ export class Desk {
       const stream = `${kind}:${previous}`;
       this.#handles.get(stream)?.unsubscribe();
       this.#handles.delete(stream);
-      this.#pendingStates.delete(stream);
+      this.#changedStreams.delete(stream);
     }
     this.#chart.clearIndicators();
     this.#stores.data.setState({ account, ...emptyAccountStreams() });
@@ -143,8 +144,8 @@ export class Desk {
   #subscribe(stream: string): void {
     if (this.#handles.has(stream)) return;
     const handle = this.#client.subscribe(stream, {
-      onState: (state) => {
-        this.#pendingStates.set(stream, state);
+      onChange: () => {
+        this.#changedStreams.add(stream);
         this.#frames.schedule('data');
       },
       onEvent: (event) => this.#onEvent(event),
@@ -152,7 +153,7 @@ export class Desk {
     this.#handles.set(stream, handle);
     // A stream already synced (shared with someone else) shows at once.
     if (handle.synced) {
-      this.#pendingStates.set(stream, handle.state);
+      this.#changedStreams.add(stream);
       this.#frames.schedule('data');
     }
   }
@@ -180,15 +181,16 @@ export class Desk {
 
   #flush(keys: ReadonlySet<Dirty>): void {
     const now = this.#now();
-    if (keys.has('data') && this.#pendingStates.size > 0) {
+    if (keys.has('data') && this.#changedStreams.size > 0) {
       const current = this.#stores.data.getState();
       const patch: { -readonly [K in keyof DataState]?: DataState[K] } = {};
       let market: Record<string, StreamSlice<MarketState>> | undefined;
       let portfolio: PortfolioState | undefined;
-      for (const [stream, state] of this.#pendingStates) {
+      for (const stream of this.#changedStreams) {
         const ref = parseStream(stream);
         const handle = this.#handles.get(stream);
         if (!ref || !handle) continue;
+        const state = handle.state;
         const slice = { state, updatedAt: now, synced: handle.synced, offset: handle.position?.offset ?? 0 };
         if (ref.kind === 'market') {
           market ??= { ...current.market };
@@ -198,7 +200,7 @@ export class Desk {
           if (ref.kind === 'portfolio') portfolio = state as PortfolioState;
         }
       }
-      this.#pendingStates = new Map();
+      this.#changedStreams = new Set();
       if (market) patch.market = market;
       const frame = current.frame + 1;
       patch.frame = frame;
