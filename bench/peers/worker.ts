@@ -32,22 +32,53 @@ interface BenchClient {
 
 const WS_OPTIONS = { perMessageDeflate: false, skipUTF8Validation: true } as const;
 
+/** What the two plain-`ws` clients share: the socket, and telling our own cuts from the server's closes. */
+abstract class WsClient implements BenchClient {
+  protected ws: WebSocket | undefined;
+  protected readonly found: number[] = [];
+  #cutting = false;
+
+  abstract open(): Promise<boolean>;
+
+  /** Opens a socket; a close we did not cause counts as closed by the server. */
+  protected connect(url: string): WebSocket {
+    this.#cutting = false;
+    const ws = new WebSocket(url, WS_OPTIONS);
+    this.ws = ws;
+    ws.on('close', () => {
+      // A socket we cut closes after its replacement is already opening: not the server's doing.
+      if (!this.#cutting && ws === this.ws) stats.closedByServer++;
+    });
+    return ws;
+  }
+
+  cut(): void {
+    this.#cutting = true;
+    this.ws?.terminate();
+  }
+
+  close(): void {
+    this.#cutting = true;
+    this.ws?.close();
+  }
+}
+
 /** The TradeSync wire protocol, by hand: subscribe, then resume with `since` after a cut. */
-class TradeSyncClient implements BenchClient {
-  #ws: WebSocket | undefined;
+class TradeSyncClient extends WsClient {
   #seq = -1;
   #epoch: string | undefined;
   #offset = 0;
-  #cutting = false;
-  readonly #found: number[] = [];
 
-  constructor(private readonly port: number, private readonly stream: string) {}
+  constructor(
+    private readonly port: number,
+    private readonly stream: string,
+  ) {
+    super();
+  }
 
   open(): Promise<boolean> {
-    this.#cutting = false;
     this.#seq = -1;
-    const ws = new WebSocket(`ws://127.0.0.1:${this.port}/ws`, WS_OPTIONS);
-    this.#ws = ws;
+    const ws = this.connect(`ws://127.0.0.1:${this.port}/ws`);
     return new Promise<boolean>((resolve, reject) => {
       let subscribed = false;
       ws.on('message', (buf: Buffer) => {
@@ -55,8 +86,8 @@ class TradeSyncClient implements BenchClient {
         if (seq !== this.#seq + 1) stats.seqErrors++;
         this.#seq = seq;
         if (isLiveFrame(buf)) {
-          this.#found.length = 0;
-          for (const offset of offsets(buf, this.#found)) {
+          this.found.length = 0;
+          for (const offset of offsets(buf, this.found)) {
             if (offset === this.#offset + 1) this.#offset = offset;
             else if (offset <= this.#offset) stats.dups++;
             else {
@@ -64,8 +95,8 @@ class TradeSyncClient implements BenchClient {
               this.#offset = offset;
             }
           }
-          this.#found.length = 0;
-          for (const sched of scheds(buf, this.#found)) record(sched);
+          this.found.length = 0;
+          for (const sched of scheds(buf, this.found)) record(sched);
           return;
         }
         const msg = JSON.parse(buf.toString()) as { type: string; epoch?: string; offset?: number; recovered?: boolean; error?: { message: string } };
@@ -86,56 +117,30 @@ class TradeSyncClient implements BenchClient {
       });
       ws.on('close', () => {
         if (!subscribed) reject(new Error('closed before subscribed'));
-        // A socket we cut closes after its replacement is already opening: not the server's doing.
-        else if (!this.#cutting && ws === this.#ws) stats.closedByServer++;
       });
     });
-  }
-
-  cut(): void {
-    this.#cutting = true;
-    this.#ws?.terminate();
-  }
-
-  close(): void {
-    this.#cutting = true;
-    this.#ws?.close();
   }
 }
 
 /** The floor: a socket in a room, no protocol. */
-class RawClient implements BenchClient {
-  #ws: WebSocket | undefined;
-  #cutting = false;
-  readonly #found: number[] = [];
-
-  constructor(private readonly port: number, private readonly room: string) {}
+class RawClient extends WsClient {
+  constructor(
+    private readonly port: number,
+    private readonly room: string,
+  ) {
+    super();
+  }
 
   open(): Promise<boolean> {
-    this.#cutting = false;
-    const ws = new WebSocket(`ws://127.0.0.1:${this.port}/?room=${encodeURIComponent(this.room)}`, WS_OPTIONS);
-    this.#ws = ws;
+    const ws = this.connect(`ws://127.0.0.1:${this.port}/?room=${encodeURIComponent(this.room)}`);
     ws.on('message', (buf: Buffer) => {
-      this.#found.length = 0;
-      for (const sched of scheds(buf, this.#found)) record(sched);
+      this.found.length = 0;
+      for (const sched of scheds(buf, this.found)) record(sched);
     });
     return new Promise<boolean>((resolve, reject) => {
       ws.once('open', () => resolve(false));
       ws.once('error', reject);
-      ws.on('close', () => {
-        if (!this.#cutting && ws === this.#ws) stats.closedByServer++;
-      });
     });
-  }
-
-  cut(): void {
-    this.#cutting = true;
-    this.#ws?.terminate();
-  }
-
-  close(): void {
-    this.#cutting = true;
-    this.#ws?.close();
   }
 }
 
