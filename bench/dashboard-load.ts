@@ -5,21 +5,29 @@
  * event-to-screen latency (the event's server timestamp vs the frame that shows it,
  * from the page's `?probe` hook) and the JS heap (CDP, after a GC) at start and end.
  *
- *   node --import tsx bench/dashboard-load.ts [--duration 60] [--rate 1000] [--profile] [--hide orders,signals]
+ *   node --import tsx bench/dashboard-load.ts [--duration 60] [--rate 1000] [--tick 10] [--busy] [--profile] [--trace] [--hide orders,signals]
  *
+ * `--tick` is how often the producer posts (each post reaches the page as one frame of
+ * events). `--busy` runs one more process spinning on a core for the whole run, as
+ * another busy program on the trader's machine would.
  * `--hide` closes panels (the page's saved View settings) to see what each one costs.
+ * `--trace` records a Chromium trace of the run and breaks every long task down into
+ * what ran inside it (script, style, layout, paint, GC); tracing itself costs frames.
  */
 import { parseArgs } from 'node:util';
 import { mkdirSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import type { CDPSession, Page } from 'playwright-core';
 import { ARTIFACTS, deskEvents, launchBrowser, marketHistory, publishAll, startDeskGateway, SYMBOL_PRICES } from '../e2e/support/desk.js';
 
-const { values } = parseArgs({ options: { duration: { type: 'string', default: '60' }, rate: { type: 'string', default: '1000' }, profile: { type: 'boolean', default: false }, hide: { type: 'string', default: '' } } });
+const { values } = parseArgs({ options: { duration: { type: 'string', default: '60' }, rate: { type: 'string', default: '1000' }, profile: { type: 'boolean', default: false }, trace: { type: 'boolean', default: false }, tick: { type: 'string', default: '10' }, busy: { type: 'boolean', default: false }, hide: { type: 'string', default: '' } } });
 const durationS = Number(values.duration);
 const rate = Number(values.rate);
 if (!(durationS > 0) || !(rate > 0)) throw new Error('--duration and --rate must be positive numbers');
 
-const TICK_MS = 50;
+// The producer posts a batch every `--tick` ms (the gateway sends each batch as one frame).
+const TICK_MS = Number(values.tick);
+if (!(TICK_MS >= 1)) throw new Error('--tick must be at least 1 ms');
 const perBatch = Math.round((rate * TICK_MS) / 1000);
 const symbols = Object.keys(SYMBOL_PRICES);
 
@@ -99,6 +107,7 @@ async function main(): Promise<void> {
       await cdp.send('Profiler.enable');
       await cdp.send('Profiler.start');
     }
+    if (values.trace) await browser.startTracing(page, { categories: TRACE_CATEGORIES });
 
     const seq = { i: 0 };
     let published = 0;
@@ -106,8 +115,21 @@ async function main(): Promise<void> {
     const started = Date.now();
     const deadline = started + durationS * 1000;
     let next = started;
-    const samples: Array<{ t: number; heap: number }> = [];
-    let lastSample = started;
+    // Every 2 s: the live heap (its lowest value per minute is the floor a leak would
+    // raise) and the page's latencies so far (drained, so the page never caps them).
+    const heapFloor: number[] = [];
+    const latencies: number[] = [];
+    const drain = async () => latencies.push(...(await page.evaluate(() => window.__tradesyncProbe!.latencies.splice(0))));
+    const sample = async () => {
+      const { metrics } = await cdp.send('Performance.getMetrics');
+      const heap = (metrics.find((m) => m.name === 'JSHeapUsedSize')?.value ?? 0) / 1024 / 1024;
+      const minute = Math.floor((Date.now() - started) / 60_000);
+      heapFloor[minute] = Math.min(heapFloor[minute] ?? Infinity, heap);
+      await drain();
+    };
+    const sampler = setInterval(() => void sample().catch(() => {}), 2000);
+    // Bounded by the run: killed below, and by its own timeout if this process dies first.
+    const busy = values.busy ? spawn(process.execPath, ['-e', `const end = Date.now() + ${durationS * 1000 + 5000}; while (Date.now() < end);`], { stdio: 'ignore' }) : undefined;
     while (Date.now() < deadline) {
       const events = batch(perBatch, seq);
       try {
@@ -122,21 +144,17 @@ async function main(): Promise<void> {
       next += TICK_MS;
       const wait = next - Date.now();
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-      if (Date.now() - lastSample > 10_000) {
-        lastSample = Date.now();
-        const { metrics } = await cdp.send('Performance.getMetrics');
-        samples.push({ t: Math.round((lastSample - started) / 1000), heap: (metrics.find((m) => m.name === 'JSHeapUsedSize')?.value ?? 0) / 1024 / 1024 });
-      }
     }
+    clearInterval(sampler);
+    busy?.kill();
     const elapsed = (Date.now() - started) / 1000;
     const metricsEnd = await mainThreadMetrics(cdp);
     if (values.profile) printProfile((await cdp.send('Profiler.stop')).profile);
+    if (values.trace) printLongTasks(JSON.parse((await browser.stopTracing()).toString('utf8')) as { traceEvents: TraceEvent[] });
     await page.waitForTimeout(1000);
     const heapEnd = await heapMb(cdp);
-    const { longtasks, latencies } = await page.evaluate(() => ({
-      longtasks: (window as unknown as { __longtasks: number[] }).__longtasks.slice(),
-      latencies: window.__tradesyncProbe!.latencies.slice(),
-    }));
+    await drain();
+    const longtasks = await page.evaluate(() => (window as unknown as { __longtasks: number[] }).__longtasks.slice());
     mkdirSync(ARTIFACTS, { recursive: true });
     await page.screenshot({ path: `${ARTIFACTS}/bench-dashboard-load.png` });
     const sorted = latencies.sort((a, b) => a - b);
@@ -154,7 +172,7 @@ async function main(): Promise<void> {
       ['longest task', `${Math.max(0, ...longtasks).toFixed(0)} ms`, '≤ 50 ms'],
       ['JS heap start (after GC)', `${heapStart.toFixed(1)} MB`, ''],
       ['JS heap end (after GC)', `${heapEnd.toFixed(1)} MB`, 'flat'],
-      ['JS heap during run', samples.map((s) => `${s.t}s:${s.heap.toFixed(0)}`).join(' '), ''],
+      ['JS heap floor per minute', heapFloor.map((mb) => `${mb.toFixed(1)}`).join(' → ') + ' MB', 'flat'],
       ...MAIN_THREAD_METRICS.map((name): [string, string, string] => {
         const d = (metricsEnd[name] ?? 0) - (metricsStart[name] ?? 0);
         return [`main thread ${name}`, name.endsWith('Duration') ? `${(d * 1000).toFixed(0)} ms (${((d * 100) / elapsed).toFixed(0)}%)` : String(d), ''];
@@ -162,12 +180,93 @@ async function main(): Promise<void> {
     ];
     const w0 = Math.max(...rows.map((r) => r[0].length));
     const w1 = Math.max(...rows.map((r) => r[1].length));
-    console.log(`\ndashboard under load (${rate} events/s for ${durationS} s)\n`);
+    console.log(`\ndashboard under load (${rate} events/s in posts every ${TICK_MS} ms for ${durationS} s${values.busy ? ', one more core-bound process running' : ''})\n`);
     for (const [k, v, t] of rows) console.log(`${k.padEnd(w0)}  ${v.padEnd(w1)}  ${t}`);
   } finally {
     await browser.close();
     await gw[Symbol.asyncDispose]();
   }
+}
+
+const TRACE_CATEGORIES = ['devtools.timeline', 'disabled-by-default-devtools.timeline', 'v8', 'v8.execute', 'blink.user_timing', 'disabled-by-default-v8.gc'];
+
+interface TraceEvent {
+  name: string;
+  ph: string;
+  ts: number;
+  dur?: number;
+  /** Thread time: the part of `dur` the thread was on a CPU. */
+  tdur?: number;
+  pid: number;
+  tid: number;
+  args?: { name?: string; data?: { functionName?: string; url?: string; type?: string } };
+}
+
+/**
+ * `--trace`: every main-thread task over 50 ms, with the self time of what ran inside it
+ * (trace events nest by time on one thread; each event's self time is its duration less
+ * its children's).
+ */
+function printLongTasks(trace: { traceEvents: TraceEvent[] }): void {
+  const events = trace.traceEvents;
+  const main = events.find((e) => e.ph === 'M' && e.name === 'thread_name' && e.args?.name === 'CrRendererMain');
+  if (!main) return console.log('\ntrace: no renderer main thread found');
+  const onMain = events.filter((e) => e.pid === main.pid && e.tid === main.tid && e.ph === 'X' && e.dur !== undefined).sort((a, b) => a.ts - b.ts || b.dur! - a.dur!);
+  const tasks = onMain.filter((e) => e.name === 'RunTask' || e.name === 'ThreadControllerImpl::RunTask');
+  const long = tasks.filter((t) => t.dur! > 50_000);
+  const label = (e: TraceEvent) => {
+    const d = e.args?.data;
+    if (e.name === 'FunctionCall' && d?.functionName) return `FunctionCall ${d.functionName}`;
+    if (e.name === 'EventDispatch' && d?.type) return `EventDispatch ${d.type}`;
+    return e.name;
+  };
+  /** Self time by label of the events inside one task: each event's duration less its direct children's. */
+  const selfTimes = (task: TraceEvent, inside: TraceEvent[], into: Map<string, number>) => {
+    const stack: Array<{ e: TraceEvent; child: number }> = [];
+    const close = (upTo: number) => {
+      while (stack.length > 0 && stack.at(-1)!.e.ts + stack.at(-1)!.e.dur! <= upTo) {
+        const { e, child } = stack.pop()!;
+        const k = label(e);
+        into.set(k, (into.get(k) ?? 0) + (e.dur! - child) / 1000);
+      }
+    };
+    for (const e of inside) {
+      if (e === task) continue;
+      close(e.ts);
+      if (stack.length > 0) stack.at(-1)!.child += e.dur!;
+      stack.push({ e, child: 0 });
+    }
+    close(Infinity);
+  };
+  // One pass over the sorted events, task by task (events nest inside their task).
+  const whole = new Map<string, number>();
+  const inLong = new Map<string, number>();
+  const lines: string[] = [];
+  let i = 0;
+  for (const task of tasks) {
+    const end = task.ts + task.dur!;
+    while (i < onMain.length && onMain[i]!.ts < task.ts) i++;
+    let j = i;
+    while (j < onMain.length && onMain[j]!.ts + onMain[j]!.dur! <= end && onMain[j]!.ts < end) j++;
+    const self = new Map<string, number>();
+    selfTimes(task, onMain.slice(i, j), self);
+    for (const [k, ms] of self) whole.set(k, (whole.get(k) ?? 0) + ms);
+    if (task.dur! > 50_000) {
+      const top = [...self.entries()].sort((a, b) => b[1] - a[1]).filter(([, ms]) => ms >= 1);
+      for (const [k, ms] of top) inLong.set(k, (inLong.get(k) ?? 0) + ms);
+      const cpu = task.tdur === undefined ? '' : ` (${(task.tdur / 1000).toFixed(0)} ms on a CPU)`;
+      lines.push(`  ${(task.dur! / 1000).toFixed(0).padStart(4)} ms${cpu}: ${top.slice(0, 8).map(([k, ms]) => `${k} ${ms.toFixed(0)}`).join(', ')}`);
+    }
+    i = j;
+  }
+  const print = (title: string, map: Map<string, number>) => {
+    console.log(`\n${title}:`);
+    for (const [k, ms] of [...map.entries()].sort((a, b) => b[1] - a[1]).slice(0, 20)) console.log(`${ms.toFixed(0).padStart(8)}  ${k}`);
+  };
+  console.log(`\ntrace: ${tasks.length} main-thread tasks, ${long.length} over 50 ms`);
+  for (const line of lines) console.log(line);
+  if (long.length > 0) print('inside long tasks, by self time (ms)', inLong);
+  print('all main-thread tasks, by self time (ms)', whole);
 }
 
 /** `--profile`: the page's functions by self time, to see where a frame goes. */
