@@ -66,4 +66,86 @@ describe('frame coalescer', () => {
     frames.run();
     expect(seen).toHaveLength(1);
   });
+
+  describe('with a minimum interval', () => {
+    /** Frames every `frameMs` on a hand-moved clock. */
+    function pacedFrames(frameMs: number) {
+      const frames = manualFrames();
+      let now = 1000;
+      return {
+        request: frames.request,
+        get requested() {
+          return frames.requested;
+        },
+        now: () => now,
+        /** Moves the clock one frame on and runs that frame. */
+        tick() {
+          now += frameMs;
+          frames.run();
+        },
+      };
+    }
+
+    it('flushes every other frame at 60 Hz under a steady stream of updates', () => {
+      const f = pacedFrames(1000 / 60);
+      const c = createFrameCoalescer<string>(() => {}, f.request, { minIntervalMs: 33, now: f.now });
+      for (let frame = 0; frame < 60; frame++) {
+        c.schedule('data');
+        f.tick();
+      }
+      expect(c.frames).toBe(30);
+    });
+
+    it('flushes every fourth frame at 120 Hz: the interval is time, not frames', () => {
+      const f = pacedFrames(1000 / 120);
+      const c = createFrameCoalescer<string>(() => {}, f.request, { minIntervalMs: 33, now: f.now });
+      for (let frame = 0; frame < 120; frame++) {
+        c.schedule('data');
+        f.tick();
+      }
+      expect(c.frames).toBe(30);
+    });
+
+    it('keeps asking for frames until the interval has passed, then flushes everything once', () => {
+      const f = pacedFrames(1000 / 60);
+      const seen: string[][] = [];
+      const c = createFrameCoalescer<string>((keys) => seen.push([...keys]), f.request, { minIntervalMs: 100, now: f.now });
+      c.schedule('a');
+      f.tick();
+      expect(seen).toEqual([['a']]);
+      c.schedule('b');
+      c.schedule('c');
+      for (let i = 0; i < 4; i++) f.tick();
+      expect(seen).toHaveLength(1);
+      expect(f.requested).toBe(1);
+      for (let i = 0; i < 2; i++) f.tick();
+      expect(seen).toEqual([['a'], ['b', 'c']]);
+      // Nothing dirty: no frame is asked for.
+      f.tick();
+      expect(f.requested).toBe(0);
+    });
+
+    it('an update after a quiet spell shows on the next frame', () => {
+      const f = pacedFrames(1000 / 60);
+      const seen: string[][] = [];
+      const c = createFrameCoalescer<string>((keys) => seen.push([...keys]), f.request, { minIntervalMs: 33, now: f.now });
+      c.schedule('a');
+      f.tick();
+      for (let i = 0; i < 10; i++) f.tick();
+      c.schedule('b');
+      f.tick();
+      expect(seen).toEqual([['a'], ['b']]);
+    });
+
+    it('flushNow does not wait for the interval', () => {
+      const f = pacedFrames(1000 / 60);
+      const seen: string[][] = [];
+      const c = createFrameCoalescer<string>((keys) => seen.push([...keys]), f.request, { minIntervalMs: 1000, now: f.now });
+      c.schedule('a');
+      f.tick();
+      c.schedule('b');
+      c.flushNow();
+      expect(seen).toEqual([['a'], ['b']]);
+    });
+  });
 });

@@ -8,6 +8,13 @@ import { ACCOUNTS, createStores, loadSettings, saveSettings, type PanelId, type 
 import { createThrottle } from './throttle.js';
 
 /**
+ * The desk redraws at most every 33 ms (30 times a second; every other frame at 60 Hz):
+ * numbers are read no faster than that, and at a thousand events a second the frames
+ * in between stay free for input and GC.
+ */
+export const FRAME_INTERVAL_MS = 33;
+
+/**
  * Puts the page together, outside React: one client for the page (the SDK's shared
  * `getClient`, so however many panels there are, there is one socket), the stores,
  * the desk that feeds them, the logger and the toasts.
@@ -63,6 +70,7 @@ export function createDashboard(env: DashboardEnv): Dashboard {
     notifications,
     chart,
     requestFrame: browserFrame,
+    pacing: { minIntervalMs: FRAME_INTERVAL_MS, now: () => performance.now() },
     fetch: typeof fetch === 'function' ? fetch.bind(globalThis) : undefined,
     httpBase: base,
     ...(env.probe ? { probe: env.probe } : {}),

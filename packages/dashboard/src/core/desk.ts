@@ -9,7 +9,7 @@ import {
   type SignalsState,
   type StreamState,
 } from '@tradesync/protocol';
-import { createFrameCoalescer, type FrameCoalescer, type RequestFrame } from './frame.js';
+import { createFrameCoalescer, type FrameCoalescer, type FramePacing, type RequestFrame } from './frame.js';
 import type { Notifications } from './notifications.js';
 import { EMA_INDICATOR, type ChartSeries } from './series.js';
 import { emptyAccountStreams, SYMBOLS, type DataState, type DebugMessage, type StreamSlice, type Stores } from './stores.js';
@@ -19,7 +19,8 @@ import { emptyAccountStreams, SYMBOLS, type DataState, type DebugMessage, type S
  * of the chosen account (and the public markets) on the page's one client, keeps
  * each stream's replica state in the data store — replaced whole, never patched, so
  * a snapshot after a resync replaces everything — and writes the stores at most
- * once per animation frame however fast events come. React only reads the stores.
+ * once per animation frame (and no more often than `pacing` allows) however fast
+ * events come. React only reads the stores.
  */
 export interface DeskOptions {
   readonly client: TradeSyncClient;
@@ -27,6 +28,8 @@ export interface DeskOptions {
   readonly notifications: Notifications;
   readonly chart: ChartSeries;
   readonly requestFrame: RequestFrame;
+  /** Flush no more often than this (see `createFrameCoalescer`); every frame without it. */
+  readonly pacing?: FramePacing;
   readonly now?: () => number;
   /** For the chart's history backfill over REST (`GET /api/v1/streams/…/events`). */
   readonly fetch?: typeof fetch;
@@ -81,7 +84,7 @@ export class Desk {
     this.#notify = options.notifications;
     this.#chart = options.chart;
     this.#now = options.now ?? Date.now;
-    this.#frames = createFrameCoalescer((keys) => this.#flush(keys), options.requestFrame);
+    this.#frames = createFrameCoalescer((keys) => this.#flush(keys), options.requestFrame, options.pacing);
   }
 
   get account(): string {

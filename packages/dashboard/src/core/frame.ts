@@ -3,8 +3,20 @@
  * arrive a thousand times a second, the screen changes sixty times. Work is
  * collected with `schedule` and run once by the next frame; `flushNow` runs it at
  * once (tests, page hide). The frame source is injected so tests drive it by hand.
+ *
+ * With `minIntervalMs` a flush also waits until that long has passed since the last
+ * one (the frames in between only look at the clock): at 60 Hz, 33 ms means every
+ * other frame, which leaves the main thread frames to spare for input and GC.
  */
 export type RequestFrame = (callback: () => void) => unknown;
+
+export interface FramePacing {
+  readonly minIntervalMs: number;
+  readonly now: () => number;
+}
+
+/** Frames come a little early or late; a frame this close to the interval counts as on time. */
+const FRAME_JITTER_MS = 4;
 
 export interface FrameCoalescer<K> {
   /** Marks `key` dirty; the flush of the next frame receives every dirty key once. */
@@ -16,18 +28,28 @@ export interface FrameCoalescer<K> {
   readonly pending: boolean;
 }
 
-export function createFrameCoalescer<K>(flush: (keys: ReadonlySet<K>) => void, requestFrame: RequestFrame): FrameCoalescer<K> {
+export function createFrameCoalescer<K>(flush: (keys: ReadonlySet<K>) => void, requestFrame: RequestFrame, pacing?: FramePacing): FrameCoalescer<K> {
   let dirty = new Set<K>();
   let requested = false;
   let frames = 0;
-  const run = () => {
+  let lastFlush = -Infinity;
+  const flushDirty = () => {
     requested = false;
     if (dirty.size === 0) return;
+    if (pacing) lastFlush = pacing.now();
     // Swap before flushing: work scheduled by the flush itself goes to the next frame.
     const keys = dirty;
     dirty = new Set();
     frames++;
     flush(keys);
+  };
+  const run = () => {
+    if (pacing && dirty.size > 0 && pacing.now() - lastFlush < pacing.minIntervalMs - FRAME_JITTER_MS) {
+      // Too soon after the last flush: look again next frame.
+      requestFrame(run);
+      return;
+    }
+    flushDirty();
   };
   return {
     schedule(key) {
@@ -37,7 +59,7 @@ export function createFrameCoalescer<K>(flush: (keys: ReadonlySet<K>) => void, r
         requestFrame(run);
       }
     },
-    flushNow: run,
+    flushNow: flushDirty,
     get frames() {
       return frames;
     },
