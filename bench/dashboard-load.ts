@@ -70,6 +70,22 @@ async function mainThreadMetrics(cdp: CDPSession): Promise<Record<string, number
   return Object.fromEntries(metrics.map((m) => [m.name, m.value]));
 }
 
+/** The parts of a Long Animation Frame entry the bench reads (not yet in TypeScript's DOM types). */
+interface LoafEntry {
+  readonly blockingDuration: number;
+  readonly renderStart: number;
+  readonly styleAndLayoutStart: number;
+  readonly scripts: ReadonlyArray<{ readonly invoker: string; readonly invokerType: string; readonly duration: number }>;
+}
+interface LongFrame {
+  duration: number;
+  blocking: number;
+  /** From the start of rendering (rAF callbacks, style, layout, paint) to the frame's end. */
+  render: number;
+  styleLayout: number;
+  scripts: string[];
+}
+
 const pct = (sorted: number[], p: number) => (sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!);
 
 async function main(): Promise<void> {
@@ -79,11 +95,28 @@ async function main(): Promise<void> {
     await publishAll(gw.url, [...marketHistory('demo', 120), ...deskEvents('demo')]);
     const page: Page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
     await page.addInitScript(() => {
-      const w = window as unknown as { __longtasks: number[] };
+      const w = window as unknown as { __longtasks: number[]; __longframes: LongFrame[] };
       w.__longtasks = [];
+      w.__longframes = [];
       new PerformanceObserver((list) => {
         for (const e of list.getEntries()) w.__longtasks.push(e.duration);
       }).observe({ type: 'longtask', buffered: true });
+      // Long animation frames say what a long frame was made of (scripts, then style,
+      // layout and paint); only the ones over 50 ms are kept.
+      new PerformanceObserver((list) => {
+        for (const entry of list.getEntries()) {
+          const e = entry as PerformanceEntry & LoafEntry;
+          if (e.duration <= 50) continue;
+          const end = e.startTime + e.duration;
+          w.__longframes.push({
+            duration: e.duration,
+            blocking: e.blockingDuration,
+            render: e.renderStart > 0 ? end - e.renderStart : 0,
+            styleLayout: e.styleAndLayoutStart > 0 ? end - e.styleAndLayoutStart : 0,
+            scripts: e.scripts.map((sc) => `${sc.invoker || sc.invokerType} ${sc.duration.toFixed(0)}`),
+          });
+        }
+      }).observe({ type: 'long-animation-frame', buffered: true });
     });
     const hidden = values.hide.split(',').filter(Boolean);
     if (hidden.length > 0) {
@@ -99,6 +132,7 @@ async function main(): Promise<void> {
     // Start from a clean slate: the page load's own long tasks are not the load's.
     await page.evaluate(() => {
       (window as unknown as { __longtasks: number[] }).__longtasks.length = 0;
+      (window as unknown as { __longframes: unknown[] }).__longframes.length = 0;
       window.__tradesyncProbe!.latencies.length = 0;
     });
     const heapStart = await heapMb(cdp);
@@ -154,7 +188,10 @@ async function main(): Promise<void> {
     await page.waitForTimeout(1000);
     const heapEnd = await heapMb(cdp);
     await drain();
-    const longtasks = await page.evaluate(() => (window as unknown as { __longtasks: number[] }).__longtasks.slice());
+    const { longtasks, longframes } = await page.evaluate(() => {
+      const w = window as unknown as { __longtasks: number[]; __longframes: LongFrame[] };
+      return { longtasks: w.__longtasks.slice(), longframes: w.__longframes.slice() };
+    });
     mkdirSync(ARTIFACTS, { recursive: true });
     await page.screenshot({ path: `${ARTIFACTS}/bench-dashboard-load.png` });
     const sorted = latencies.sort((a, b) => a - b);
@@ -182,6 +219,10 @@ async function main(): Promise<void> {
     const w1 = Math.max(...rows.map((r) => r[1].length));
     console.log(`\ndashboard under load (${rate} events/s in posts every ${TICK_MS} ms for ${durationS} s${values.busy ? ', one more core-bound process running' : ''})\n`);
     for (const [k, v, t] of rows) console.log(`${k.padEnd(w0)}  ${v.padEnd(w1)}  ${t}`);
+    if (longframes.length > 0) {
+      console.log('\nanimation frames over 50 ms (duration: rendering, of it style+layout; scripts):');
+      for (const f of longframes) console.log(`  ${f.duration.toFixed(0)} ms: rendering ${f.render.toFixed(0)}, style+layout ${f.styleLayout.toFixed(0)}; ${f.scripts.join(', ') || 'no script'}`);
+    }
   } finally {
     await browser.close();
     await gw[Symbol.asyncDispose]();
