@@ -6,12 +6,13 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 
+// The browser tests launch exactly /usr/bin/chromium, so a chromium elsewhere on PATH does not count.
 const needs = [
-  { binary: 'chromium', paths: ['/usr/bin/chromium'], pkg: 'chromium' },
+  { paths: ['/usr/bin/chromium'], pkg: 'chromium' },
   { binary: 'redis-server', paths: ['/usr/bin/redis-server', '/usr/local/bin/redis-server'], pkg: 'redis-server' },
 ];
 
-const found = (need) => need.paths.some((p) => existsSync(p)) || spawnSync('sh', ['-c', `command -v ${need.binary}`]).status === 0;
+const found = (need) => need.paths.some((p) => existsSync(p)) || (need.binary !== undefined && spawnSync('sh', ['-c', `command -v ${need.binary}`]).status === 0);
 const missing = needs.filter((need) => !found(need));
 if (missing.length === 0) process.exit(0);
 
