@@ -148,7 +148,7 @@ export class TradeSyncClient {
     const socket = this.#socket;
     this.#socket = undefined;
     this.#setState({ state: 'disconnected', attempt: 0, nextRetryAt: null, connectionId: null, degraded: false });
-    socket?.close(1000, 'client disconnect');
+    socket?.close(CloseCode.NORMAL, 'client disconnect');
     this.#requests.failAll((type) => new ClientClosedError(type));
     for (const ready of this.#whenReady.splice(0)) ready();
     for (const sub of this.#subs.values()) sub.replica.suspend();
@@ -236,11 +236,13 @@ export class TradeSyncClient {
     this.#setState({ connectionId: String(message.connection_id) });
     if (this.options.token !== undefined) {
       try {
-        const token = typeof this.options.token === 'function' ? await this.options.token() : this.options.token;
-        await this.#send('auth', { token }, this.options.requestTimeoutMs);
+        await this.#send('auth', { token: await this.#token() }, this.options.requestTimeoutMs);
       } catch (error) {
         this.options.logger.error('authentication failed', { error: String(error) });
-        return; // the server closes with 4001; the close policy decides what follows
+        // The server closes only on a rejected token; a failed token() or a timeout would
+        // leave this socket half-open. Close it: 4001 retries with a fresh token.
+        if (this.#socket === socket) socket.close(CloseCode.UNAUTHORIZED, 'authentication failed');
+        return;
       }
     }
     if (this.#socket !== socket) return;
@@ -249,6 +251,12 @@ export class TradeSyncClient {
     for (const ready of this.#whenReady.splice(0)) ready();
     // Resume every stream from where its replica stands.
     for (const sub of this.#subs.values()) void this.#sync(sub, 'resume');
+  }
+
+  /** The configured token, fetched afresh when it is a function. */
+  async #token(): Promise<string | undefined> {
+    const { token } = this.options;
+    return typeof token === 'function' ? await token() : token;
   }
 
   #setState(patch: Partial<ClientStatus> & { state?: ConnectionState }): void {
@@ -298,7 +306,8 @@ export class TradeSyncClient {
       case 'subscribed': {
         // Unrequested: the stream's history vanished and the server sent a fresh snapshot.
         const sub = this.#subs.get(String(message.stream));
-        if (sub) this.#applySubscribed(sub, message as unknown as SubscribedReply);
+        // A gap (e.g. live events overflowed the buffer) needs a sync, which may not be running.
+        if (sub && this.#applySubscribed(sub, message as unknown as SubscribedReply)) void this.#sync(sub, 'resume');
         return;
       }
       case 'error':
@@ -329,8 +338,9 @@ export class TradeSyncClient {
       const outcome = sub.replica.applyLive(event);
       if (outcome === 'applied') {
         touched.add(sub);
-        this.#confirmPatches(sub);
-        for (const listener of sub.listeners) this.#call(() => listener.onEvent?.(event));
+        if (sub.patches.length > 0) this.#confirmPatches(sub);
+        // No closure for listeners without onEvent: this runs for every event.
+        for (const listener of sub.listeners) if (listener.onEvent) this.#call(() => listener.onEvent?.(event));
       } else if (outcome === 'gap') {
         this.options.logger.warn('gap in stream; resyncing', { stream: event.stream, have: sub.replica.offset, got: event.offset });
         void this.#sync(sub, 'resume');
@@ -481,7 +491,7 @@ export class TradeSyncClient {
     };
     if (result.snapshotOffset !== undefined) announce();
     for (const event of result.applied) {
-      for (const listener of sub.listeners) this.#call(() => listener.onEvent?.(event));
+      for (const listener of sub.listeners) if (listener.onEvent) this.#call(() => listener.onEvent?.(event));
     }
     this.#notifyState(sub, result.recovered ? 'recovered' : 'snapshot');
     if (result.snapshotOffset === undefined) announce();
@@ -683,12 +693,12 @@ export class TradeSyncClient {
     const groups = [...byAccount.entries()];
     if (groups.length === 0) groups.push(['', []]);
     groups[0]![1].push(...publicStreams);
+    const token = await this.#token();
+    const headers: Record<string, string> = token === undefined ? {} : { authorization: `Bearer ${token}` };
     let ok = true;
     for (const [account, streams] of groups) {
       const query = new URLSearchParams({ streams: streams.join(',') });
       if (account) query.set('account', account);
-      const headers: Record<string, string> = {};
-      if (typeof this.options.token === 'string') headers.authorization = `Bearer ${this.options.token}`;
       const res = await fetchImpl(`${base}/api/state/snapshot?${query}`, { headers });
       if (!res.ok) {
         ok = false;

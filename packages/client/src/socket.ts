@@ -1,3 +1,4 @@
+import { CloseCode } from '@tradesync/protocol';
 import type { Logger, WebSocketConstructor, WebSocketLike } from './options.js';
 
 export interface SocketCallbacks {
@@ -6,12 +7,6 @@ export interface SocketCallbacks {
   /** Called exactly once per socket, whether the peer closed it, it failed, or it went silent. */
   onClose(code: number, reason: string): void;
 }
-
-/**
- * Close code the client uses when the server went silent for two heartbeat intervals,
- * or never finished the handshake (open + `connected`) in time. 4000–4099: resume.
- */
-export const HEARTBEAT_TIMEOUT_CODE = 4000;
 
 /** Ignores the late `error` that `ws` emits when a socket still connecting is closed. */
 const ignore = (): void => {};
@@ -43,7 +38,8 @@ export class SocketConnection {
   ) {
     this.#deadline = setTimeout(() => {
       this.log.warn('no connected message in time: giving up on this socket', { url, connectTimeoutMs });
-      this.close(HEARTBEAT_TIMEOUT_CODE, 'connect timeout');
+      // Like a silent peer: a transient close, so the client resumes.
+      this.close(CloseCode.HEARTBEAT_TIMEOUT, 'connect timeout');
     }, connectTimeoutMs);
     try {
       this.#socket = new WebSocketImpl(url);
@@ -88,7 +84,7 @@ export class SocketConnection {
       const silentFor = Date.now() - this.lastReceivedAt;
       if (silentFor >= 2 * intervalMs) {
         this.log.warn('no message for two heartbeat intervals: connection is dead', { url: this.url, silentFor });
-        this.close(HEARTBEAT_TIMEOUT_CODE, 'heartbeat timeout');
+        this.close(CloseCode.HEARTBEAT_TIMEOUT, 'heartbeat timeout');
         return;
       }
       this.#deadline = setTimeout(watch, 2 * intervalMs - silentFor);
@@ -101,9 +97,10 @@ export class SocketConnection {
    * Closes and reports the close at once: a dead peer may never complete the closing
    * handshake, and the client must not wait for it.
    */
-  close(code = 1000, reason = ''): void {
+  close(code: number = CloseCode.NORMAL, reason = ''): void {
     try {
-      this.#socket.close(code >= 4000 || code === 1000 ? code : 1000, reason);
+      // Browsers accept only 1000 and 3000–4999 from a client.
+      this.#socket.close(code >= 4000 || code === CloseCode.NORMAL ? code : CloseCode.NORMAL, reason);
     } catch {
       // Already closing or never opened: nothing to do.
     }

@@ -178,6 +178,38 @@ describe('the connection state machine', () => {
   });
 });
 
+describe('authentication', () => {
+  it('closes and retries when the token function fails, and connects with the next token', async () => {
+    const token = vi.fn<() => Promise<string>>().mockRejectedValueOnce(new Error('token service down')).mockResolvedValue('t2');
+    const client = track(makeClient({ token }));
+    FakeSocket.last.accept();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(FakeSocket.all[0]!.closedWith?.code).toBe(4001);
+    expect(client.status).toMatchObject({ state: 'reconnecting', attempt: 1 });
+    await vi.advanceTimersByTimeAsync(1000);
+    const socket = FakeSocket.last;
+    expect(FakeSocket.all).toHaveLength(2);
+    socket.accept();
+    await vi.advanceTimersByTimeAsync(0);
+    const auth = socket.lastOf('auth');
+    expect(auth.data).toEqual({ token: 't2' });
+    socket.receive({ type: 'authenticated', id: auth.id, accounts: '*', can_trade: true });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(client.status).toMatchObject({ state: 'connected', attempt: 0 });
+  });
+
+  it('closes and retries when the auth request gets no reply in time', async () => {
+    const client = track(makeClient({ token: 't1', requestTimeoutMs: 500 }));
+    FakeSocket.last.accept();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(FakeSocket.last.sentOf('auth')).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(500);
+    expect(client.status).toMatchObject({ state: 'reconnecting', attempt: 1, lastClose: { code: 4001 } });
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(FakeSocket.all).toHaveLength(2);
+  });
+});
+
 describe('heartbeats', () => {
   it('pings every interval and treats two intervals of silence as a dead connection', () => {
     const client = track(makeClient());
@@ -364,6 +396,24 @@ describe('resume and resync', () => {
     expect(FakeSocket.last.lastOf('subscribe').data).toEqual({ stream: STREAM });
   });
 
+  it('resyncs when an unrequested snapshot leaves a gap (live events overflowed the buffer)', async () => {
+    const client = track(makeClient({ requestTimeoutMs: 100, syncRetries: 0, maxBufferedEvents: 1 }));
+    client.on('sync_failed', () => {});
+    const handle = client.subscribe(STREAM);
+    const socket = FakeSocket.last;
+    socket.accept();
+    // The subscribe times out for good: the stream waits in 'syncing', no sync running.
+    await vi.advanceTimersByTimeAsync(100);
+    expect(socket.sentOf('subscribe')).toHaveLength(1);
+    socket.receive({ ...orderEvent(1) });
+    socket.receive({ ...orderEvent(2) });
+    // The stream's history vanished: the server sends a fresh snapshot, unasked.
+    socket.receive({ type: 'subscribed', stream: STREAM, epoch: 'e2', offset: 5, recovered: false, snapshot: { epoch: 'e2', offset: 5, state: { orders: {} } } });
+    expect(handle.position).toEqual({ epoch: 'e2', offset: 5 });
+    expect(socket.sentOf('subscribe')).toHaveLength(2);
+    expect(socket.lastOf('subscribe').data).toEqual({ stream: STREAM, since: { epoch: 'e2', offset: 5 } });
+  });
+
   it('reports sync_failed after the retries of a subscribe that never gets a reply', async () => {
     const client = track(makeClient({ requestTimeoutMs: 100, syncRetries: 2 }));
     const failed = vi.fn();
@@ -456,5 +506,17 @@ describe('degraded mode', () => {
     FakeSocket.last.accept();
     expect(client.status).toMatchObject({ state: 'connected', degraded: false });
     expect(FakeSocket.last.lastOf('subscribe').data).toEqual({ stream: STREAM, since: { epoch: 'e1', offset: 9 } });
+  });
+
+  it('sends the token of a token function with its snapshot requests', async () => {
+    const fetchMock = vi.fn(async (_url: string, _init?: RequestInit) => new Response(JSON.stringify({ snapshots: {} }), { status: 200 }));
+    const client = track(makeClient({ fetch: fetchMock as unknown as typeof fetch, token: async () => 'fresh-token' }));
+    client.subscribe(STREAM);
+    FakeSocket.last.drop();
+    await vi.advanceTimersByTimeAsync(1000);
+    FakeSocket.last.drop();
+    await vi.advanceTimersByTimeAsync(0);
+    await vi.waitFor(() => expect(fetchMock).toHaveBeenCalled());
+    expect(fetchMock.mock.calls[0]![1]).toEqual({ headers: { authorization: 'Bearer fresh-token' } });
   });
 });
