@@ -27,6 +27,25 @@ describe('toasts for desk events', () => {
     expect(shown[0]?.title).toBe('Signal executed: MSFT');
   });
 
+  it('looks the symbol up only when the event lacks it and the toast will show', () => {
+    const { n, shown, setEnabled } = harness();
+    const asked: string[] = [];
+    const symbolOf = (id: string) => (asked.push(id), 'MSFT');
+    n.onEvent(signal('s1'), symbolOf);
+    n.onEvent({ type: 'signal:updated', data: { id: 's2' } }, symbolOf);
+    expect(asked).toEqual([]);
+    expect(shown[0]?.title).toBe('New signal: SPRING on AAPL');
+    setEnabled(false);
+    n.onEvent({ type: 'signal:executed', data: { id: 's3' } }, symbolOf);
+    expect(asked).toEqual([]);
+    setEnabled(true);
+    n.onEvent({ type: 'signal:rejected', data: { id: 's4' } }, symbolOf);
+    n.onEvent({ type: 'signal:executed', data: { id: 's5' } }, symbolOf);
+    n.onEvent({ type: 'signal:executed', data: { id: 's6' } }, symbolOf); // throttled: 3 in 10 s
+    expect(asked).toEqual(['s4', 's5']);
+    expect(shown.map((t) => t.title)).toEqual(['New signal: SPRING on AAPL', 'Signal rejected: MSFT', 'Signal executed: MSFT']);
+  });
+
   it('shows at most 3 in 10 seconds', () => {
     const { n, shown, advance } = harness();
     for (let i = 0; i < 10; i++) n.onEvent(signal(`s${i}`));

@@ -1,4 +1,5 @@
 import { getClient, httpBase, type ClientOptions } from '@tradesync/client';
+import { isValidAccount } from '@tradesync/protocol';
 import { Desk } from './desk.js';
 import { browserFrame } from './frame.js';
 import { createLogShipper, type LogShipper } from './logs.js';
@@ -39,6 +40,15 @@ export interface DashboardEnv {
   readonly probe?: { latencies: number[] };
 }
 
+/**
+ * The account of `?account=`: any name the protocol accepts (not only the header's
+ * list, so operators can open others), else the first. A malformed one would make
+ * `subscribe` throw inside `desk.start()` and leave the page blank.
+ */
+export function accountFrom(requested: string | null): string {
+  return isValidAccount(requested) ? requested : ACCOUNTS[0];
+}
+
 export function createDashboard(env: DashboardEnv): Dashboard {
   const params = new URLSearchParams(env.location.search);
   const wsUrl = `${env.location.protocol === 'https:' ? 'wss' : 'ws'}://${env.location.host}/ws`;
@@ -53,8 +63,7 @@ export function createDashboard(env: DashboardEnv): Dashboard {
   };
   const client = getClient(wsUrl, options);
 
-  const requested = params.get('account');
-  const account = requested && (ACCOUNTS as readonly string[]).includes(requested) ? requested : (requested ?? ACCOUNTS[0]);
+  const account = accountFrom(params.get('account'));
   const stores = createStores({ account, status: client.status, settings: loadSettings(env.storage), now: Date.now() });
   const chart = new ChartSeries();
   // The toasts' "View details" needs the desk, which needs the notifications: tie the knot late.

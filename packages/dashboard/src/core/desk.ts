@@ -132,6 +132,8 @@ export class Desk {
       this.#handles.get(stream)?.unsubscribe();
       this.#handles.delete(stream);
       this.#changedStreams.delete(stream);
+      // Its EMA lines are cleared below: coming back must fetch their history again.
+      this.#backfilled.delete(stream);
     }
     this.#chart.clearIndicators();
     this.#stores.data.setState({ account, ...emptyAccountStreams() });
@@ -154,10 +156,11 @@ export class Desk {
       onEvent: (event) => this.#onEvent(event),
     });
     this.#handles.set(stream, handle);
-    // A stream already synced (shared with someone else) shows at once.
+    // A stream already synced (shared with someone else) shows at once; no "synced" will come to backfill it.
     if (handle.synced) {
       this.#changedStreams.add(stream);
       this.#frames.schedule('data');
+      this.#backfill(stream);
     }
   }
 
@@ -165,20 +168,21 @@ export class Desk {
     this.#eventCount++;
     const at = Date.parse(event.timestamp);
     if (!Number.isNaN(at)) this.#pendingEventTimes.push(at);
-    const data = event.data;
-    if (event.type === 'market:tick') {
-      this.#chart.price(String(data.symbol)).push(Date.parse(String(data.timestamp ?? event.timestamp)), data.price);
-      this.#frames.schedule('chart');
-    } else if (event.type === 'indicator:updated' && data.name === EMA_INDICATOR) {
-      this.#chart.ema(String(data.symbol)).push(Date.parse(String(data.timestamp ?? event.timestamp)), data.value);
-      this.#frames.schedule('chart');
-    } else if (event.stream === `signals:${this.account}`) {
-      this.#notify.onEvent(event, (id) => {
-        const signal = (this.#handles.get(event.stream)?.state as SignalsState | undefined)?.signals[id];
-        return signal?.symbol;
-      });
-    }
+    if (this.#chartPoint(event)) this.#frames.schedule('chart');
+    else if (event.stream === `signals:${this.account}`) this.#notify.onEvent(event, this.#signalSymbol);
   }
+
+  /** A price tick or an EMA value goes to the chart's line (true when it was one). */
+  #chartPoint(event: LiveEvent): boolean {
+    const data = event.data;
+    if (event.type === 'market:tick') this.#chart.price(String(data.symbol)).push(pointTime(event), data.price);
+    else if (event.type === 'indicator:updated' && data.name === EMA_INDICATOR) this.#chart.ema(String(data.symbol)).push(pointTime(event), data.value);
+    else return false;
+    return true;
+  }
+
+  /** For a toast whose event lacks the symbol; called only when the toast will show (it reduces the state). */
+  readonly #signalSymbol = (id: string): string | undefined => (this.#handles.get(`signals:${this.account}`)?.state as SignalsState | undefined)?.signals[id]?.symbol;
 
   /* ------------------------------------------------------------------ frames */
 
@@ -213,8 +217,6 @@ export class Desk {
       }
       this.#stores.data.setState(patch);
       if (portfolio) this.#notify.onPortfolio(portfolio);
-      for (const stream of [...this.#handles.keys()].filter((s) => !s.startsWith('market:'))) this.#backfill(stream);
-      for (const symbol of SYMBOLS) this.#backfill(`market:${symbol}`);
     }
     if (keys.has('status')) this.#stores.connection.setState({ status: this.#client.status });
     if (keys.has('chart')) this.#chart.notify();
@@ -265,6 +267,7 @@ export class Desk {
   }
 
   #onSynced(info: SyncedInfo): void {
+    this.#backfill(info.stream);
     const failure = this.#stores.connection.getState().syncFailure;
     if (failure?.streams.includes(info.stream)) {
       const streams = failure.streams.filter((s) => s !== info.stream);
@@ -415,8 +418,9 @@ export class Desk {
   /* ------------------------------------------------------------------ chart history */
 
   /**
-   * The chart would start empty on every page load: once per stream, fetch its recent
-   * history over REST (the events before the snapshot) for the price and EMA lines.
+   * The chart would start empty on every page load: once per stream, when it first
+   * syncs, fetch its recent history over REST (the events before the snapshot) for
+   * the price and EMA lines.
    */
   #backfill(stream: string): void {
     const handle = this.#handles.get(stream);
@@ -432,11 +436,11 @@ export class Desk {
       .then(async (res) => {
         if (!res.ok) return;
         const body = (await res.json()) as { events?: LiveEvent[] };
+        // The account may have changed while this was in flight: its EMA lines are gone.
+        if (kind === 'indicators' && stream !== `indicators:${this.account}`) return;
         for (const event of body.events ?? []) {
           if (event.offset > offset) break;
-          if (event.type === 'market:tick') this.#chart.price(String(event.data.symbol)).push(Date.parse(String(event.data.timestamp ?? event.timestamp)), event.data.price);
-          else if (event.type === 'indicator:updated' && event.data.name === EMA_INDICATOR && parseStream(stream)?.name === `indicators:${this.account}`)
-            this.#chart.ema(String(event.data.symbol)).push(Date.parse(String(event.data.timestamp ?? event.timestamp)), event.data.value);
+          this.#chartPoint(event);
         }
         this.#frames.schedule('chart');
       })
@@ -445,6 +449,9 @@ export class Desk {
       });
   }
 }
+
+/** A chart point's time: the producer's own when it gives one, else the event's. */
+const pointTime = (event: LiveEvent) => Date.parse(String(event.data.timestamp ?? event.timestamp));
 
 export function median(values: readonly number[]): number | null {
   if (values.length === 0) return null;

@@ -35,10 +35,14 @@ export function heatUtilization(portfolio: PortfolioState['portfolio']): number 
   return (max && max.gt(0) ? ratioPercent(heat, max) : heat).round(1).toNumber();
 }
 
-export function toastForEvent(event: Pick<LiveEvent, 'type' | 'data'>): ToastSpec | undefined {
+/** The events that make a toast (the cases of `toastForEvent`). */
+const TOAST_EVENTS: ReadonlySet<string> = new Set(['signal:new', 'signal:executed', 'signal:rejected']);
+
+/** `symbolOf` names the signal's symbol when the event lacks it (`signal:executed` carries only the id). */
+export function toastForEvent(event: Pick<LiveEvent, 'type' | 'data'>, symbolOf?: (signalId: string) => string | undefined): ToastSpec | undefined {
   const d = event.data;
-  const symbol = typeof d.symbol === 'string' ? d.symbol : undefined;
   const id = typeof d.id === 'string' ? d.id : undefined;
+  const symbol = typeof d.symbol === 'string' ? d.symbol : id !== undefined ? symbolOf?.(id) : undefined;
   switch (event.type) {
     case 'signal:new':
       return {
@@ -66,19 +70,17 @@ export interface Notifications {
 export function createNotifications(options: NotificationOptions): Notifications {
   const now = options.now ?? Date.now;
   let heatArmed = true;
+  const pass = () => options.enabled() && options.throttle.allow(now());
   const offer = (toast: ToastSpec) => {
-    if (!options.enabled()) return;
-    if (!options.throttle.allow(now())) return;
-    options.show(toast);
+    if (pass()) options.show(toast);
   };
   return {
     onEvent(event, symbolOf) {
-      let toast = toastForEvent(event);
-      if (toast && !toast.title.includes(':') && toast.signalId && symbolOf) {
-        const symbol = symbolOf(toast.signalId);
-        if (symbol) toast = { ...toast, title: `${toast.title}: ${symbol}` };
-      }
-      if (toast) offer(toast);
+      // Gate first, build after: the symbol lookup reads the signals state (a reduce),
+      // wasted on a toast that is off or throttled.
+      if (!TOAST_EVENTS.has(event.type) || !pass()) return;
+      const toast = toastForEvent(event, symbolOf);
+      if (toast) options.show(toast);
     },
     onPortfolio(state) {
       const utilization = heatUtilization(state.portfolio);

@@ -39,8 +39,9 @@ export function createSortedView<T>(compare: (a: T, b: T) => number, idOf: (item
       kept.push(next);
     }
     const added: T[] = [];
-    if (kept.length < Object.keys(map).length) {
-      for (const id of Object.keys(map)) if (!Object.hasOwn(old, id)) added.push(map[id]!);
+    const ids = Object.keys(map);
+    if (kept.length < ids.length) {
+      for (const id of ids) if (!Object.hasOwn(old, id)) added.push(map[id]!);
     }
     if (!changed && added.length === 0) return prevList;
     if (moved) kept.sort(compare);

@@ -73,7 +73,11 @@ export function ChartPanel() {
   const signals = useData((d) => d.signals.state);
   const host = useRef<HTMLDivElement>(null);
   const api = useRef<{ chart: IChartApi; markers: ISeriesMarkersPluginApi<Time> } | null>(null);
+  /** When the signal markers were last drawn (-Infinity: a new chart, draw at once, even in the page's first second). */
+  const markersAt = useRef(-Infinity);
 
+  // Declared before the marker effect so that, in the same commit, the chart exists
+  // when the markers are drawn.
   useEffect(() => {
     const el = host.current;
     if (!el) return;
@@ -98,8 +102,8 @@ export function ChartPanel() {
     };
     draw();
     c.timeScale().fitContent();
-    markersAt.current = 0;
-    markers.setMarkers(markersFor(latest.current as SignalsState, symbol));
+    // The marker effect (same deps and more) runs next and draws them at once.
+    markersAt.current = -Infinity;
     // Ticks come hundreds of times a second and the chart is a canvas redrawn whole:
     // draw at most every CHART_DRAW_MS (the last change is always drawn, by a trailing
     // timer). The last price next to the tabs still shows every frame.
@@ -126,25 +130,25 @@ export function ChartPanel() {
   }, [chart, symbol, theme]);
 
   // Signal markers: where each signal of this symbol was raised. Redrawn at most once
-  // a second (a burst of signals would otherwise redraw the chart every frame); the
-  // last change is always drawn, by a trailing timer.
-  const latest = useRef(signals);
-  latest.current = signals;
-  const markersAt = useRef(0);
-  const trailing = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
+  // a second (a burst of signals would otherwise redraw the chart every frame). Each
+  // change re-arms the timer (so it draws this run's symbol and signals, never a stale
+  // one), with the wait counted from the last draw, so a stream of changes still
+  // draws once a second; a new chart draws at once.
   useEffect(() => {
     const draw = () => {
-      trailing.current = undefined;
       const markers = api.current?.markers;
       if (!markers) return;
       markersAt.current = performance.now();
-      markers.setMarkers(markersFor(latest.current as SignalsState, symbol));
+      markers.setMarkers(markersFor(signals, symbol));
     };
     const wait = 1000 - (performance.now() - markersAt.current);
-    if (wait <= 0) draw();
-    else trailing.current ??= setTimeout(draw, wait);
-  }, [signals, symbol, theme]);
-  useEffect(() => () => clearTimeout(trailing.current), []);
+    if (wait <= 0) {
+      draw();
+      return;
+    }
+    const timer = setTimeout(draw, wait);
+    return () => clearTimeout(timer);
+  }, [chart, signals, symbol, theme]);
 
   return (
     <Panel
