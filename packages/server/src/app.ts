@@ -2,7 +2,7 @@ import type { AddressInfo } from 'node:net';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { EventInput } from '@tradesync/protocol';
 import { createAuthenticator } from './auth.js';
-import type { CommandHandler } from './commands.js';
+import { COMMAND_TIMEOUT_MS, type CommandHandler } from './commands.js';
 import type { GatewayConfig } from './config.js';
 import type { GatewayContext } from './context.js';
 import type { Engine, StoredEvent } from './engines/engine.js';
@@ -25,6 +25,8 @@ export interface GatewayOptions {
   readonly engine?: Engine;
   readonly migrations?: MigrationRegistry;
   readonly commands?: CommandHandler;
+  /** How long a command may take before it fails with TIMEOUT; defaults to COMMAND_TIMEOUT_MS. */
+  readonly commandTimeoutMs?: number;
 }
 
 /** Raised by `Gateway.publish` when an event is not valid for its stream. */
@@ -68,6 +70,7 @@ export class Gateway {
       auth: createAuthenticator(this.config.auth),
       log: this.log,
       commands: options.commands,
+      commandTimeoutMs: options.commandTimeoutMs ?? COMMAND_TIMEOUT_MS,
     };
     this.store.on('events', (applied) => this.#fanout.publish(applied));
     this.#compactor = new Compactor(this.store, this.engine, this.config.history, migrations, this.log);

@@ -5,7 +5,7 @@
  */
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify } from 'jose';
 import type { JWTPayload, JWTVerifyOptions } from 'jose';
-import type { StreamRef } from '@tradesync/protocol';
+import { ErrorCode, isValidAccount, type StreamRef } from '@tradesync/protocol';
 import type { GatewayConfig } from './config.js';
 
 export interface Principal {
@@ -140,6 +140,22 @@ function flag(value: unknown, name: string): boolean {
 
 export function canUseAccount(p: Principal, account: string): boolean {
   return p.accounts === '*' || p.accounts.includes(account);
+}
+
+/** An account a request may act on, or why not (INVALID_MESSAGE when malformed, FORBIDDEN when not granted). */
+export type AccountResolution =
+  | { readonly ok: true; readonly account: string }
+  | { readonly ok: false; readonly code: typeof ErrorCode.INVALID_MESSAGE | typeof ErrorCode.FORBIDDEN; readonly message: string };
+
+/** The account a request is about: the one named, the token's only one, or the default. */
+export function resolveAccount(p: Principal, named: string | undefined, defaultAccount: string): AccountResolution {
+  const accounts = p.accounts;
+  const account = named ?? (accounts !== '*' && accounts.length === 1 ? accounts[0] : defaultAccount);
+  if (account === undefined || !isValidAccount(account)) {
+    return { ok: false, code: ErrorCode.INVALID_MESSAGE, message: `invalid account "${String(account)}"` };
+  }
+  if (!canUseAccount(p, account)) return { ok: false, code: ErrorCode.FORBIDDEN, message: `not allowed to use account ${account}` };
+  return { ok: true, account };
 }
 
 /** Market data is public to any authenticated principal; account streams need the account. */

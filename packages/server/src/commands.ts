@@ -1,4 +1,4 @@
-import type { CommandData } from '@tradesync/protocol';
+import { ErrorCode, type CommandData } from '@tradesync/protocol';
 import type { Principal } from './auth.js';
 
 /** Who sent a command and for which account. */
@@ -22,4 +22,34 @@ export interface CommandOutcome {
 export interface CommandHandler {
   readonly actions: readonly string[];
   handle(command: CommandData, context: CommandContext): Promise<CommandOutcome>;
+}
+
+/** A command whose engine has not answered by then fails with TIMEOUT (and frees the caller). */
+export const COMMAND_TIMEOUT_MS = 15_000;
+
+/** What came of running a command: `timedOut` when the handler had not answered in time. */
+export interface CommandRun {
+  readonly outcome: CommandOutcome;
+  readonly timedOut: boolean;
+}
+
+/**
+ * Runs a command through its handler, for WebSocket and REST alike: a handler that has
+ * not answered within `timeoutMs` yields a failed outcome with TIMEOUT (its late
+ * answer is ignored).
+ */
+export async function runCommand(handler: CommandHandler, command: CommandData, context: CommandContext, timeoutMs: number): Promise<CommandRun> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<CommandRun>((resolve) => {
+    timer = setTimeout(
+      () => resolve({ outcome: { success: false, error: { code: ErrorCode.TIMEOUT, message: `the engine did not answer within ${timeoutMs / 1000} s` } }, timedOut: true }),
+      timeoutMs,
+    );
+  });
+  const answered = handler.handle(command, context).then((outcome): CommandRun => ({ outcome, timedOut: false }));
+  try {
+    return await Promise.race([answered, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -17,4 +17,6 @@ export interface GatewayContext {
   readonly auth: Authenticator;
   readonly log: Logger;
   commands: CommandHandler | undefined;
+  /** How long a command handler may take before the caller gets TIMEOUT. */
+  readonly commandTimeoutMs: number;
 }

@@ -257,6 +257,17 @@ describe('POST /api/v1/commands', () => {
     const result = await client.request('command', { action: 'launch_rocket' });
     expect(result).toMatchObject({ type: 'command_result', success: false, error: { code: 'UNKNOWN_COMMAND' } });
   });
+
+  it('answers 504 TIMEOUT over REST, and TIMEOUT over WebSocket, when the handler never answers', { timeout: 10_000 }, async () => {
+    const silent: CommandHandler = { actions: ['cancel_order'], handle: () => new Promise(() => undefined) };
+    await using started = await startGateway({}, { commands: silent, commandTimeoutMs: 100 });
+    const res = await http(started.url, '/api/v1/commands', { body: { action: 'cancel_order', order_id: 'o-1', command_id: 'c-1' } });
+    expect(res.status).toBe(504);
+    expect(res.body).toMatchObject({ type: 'command_result', success: false, action: 'cancel_order', command_id: 'c-1', error: { code: 'TIMEOUT' } });
+    await using client = await TestClient.connect(started.wsUrl);
+    const result = await client.request('command', { action: 'cancel_order', order_id: 'o-1', command_id: 'c-2' });
+    expect(result).toMatchObject({ type: 'command_result', success: false, command_id: 'c-2', error: { code: 'TIMEOUT' } });
+  });
 });
 
 describe('POST /api/logs', () => {

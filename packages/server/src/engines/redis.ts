@@ -420,6 +420,8 @@ export class RedisEngine implements Engine {
     const perStream = names.map((stream, k) => ({
       stream,
       epoch: String(reply[3 * k]),
+      /** The head before this call, as the script read it. */
+      before: Number(reply[3 * k + 1]),
       next: Number(reply[3 * k + 1]),
       timestamp: isoOf(Number(reply[3 * k + 2])),
     }));
@@ -429,7 +431,7 @@ export class RedisEngine implements Engine {
       // The input object itself: the gateway validated it as plain JSON, so it equals what a read returns.
       return { type: event.type, stream: event.stream, epoch: s.epoch, offset: s.next, timestamp: s.timestamp, data: event.data };
     });
-    for (const s of perStream) this.#observe(s.stream, s.epoch, s.next - countOf(stored, s.stream));
+    for (const s of perStream) this.#observe(s.stream, s.epoch, s.before);
     await this.#delivered(perStream.map((s) => ({ stream: s.stream, epoch: s.epoch, offset: s.next })));
     return stored;
   }
@@ -915,12 +917,6 @@ function toStoredEvent(stream: string, epoch: string, id: string, fields: readon
 
 function newCursor(epoch: string, offset: number): Cursor {
   return { epoch, offset, filling: false, pending: [], retired: [] };
-}
-
-function countOf(events: readonly StoredEvent[], stream: string): number {
-  let n = 0;
-  for (const e of events) if (e.stream === stream) n++;
-  return n;
 }
 
 /**

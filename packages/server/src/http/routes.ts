@@ -1,12 +1,18 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { CommandData, ErrorCode, isValidAccount, parseStream, type EventInput, type SignalsState } from '@tradesync/protocol';
-import { AuthError, ANONYMOUS, canReadStream, canUseAccount, type Principal } from '../auth.js';
+import { CommandData, ErrorCode, parseStream, type EventInput, type SignalsState } from '@tradesync/protocol';
+import { AuthError, ANONYMOUS, canReadStream, canUseAccount, resolveAccount, type Principal } from '../auth.js';
+import { runCommand } from '../commands.js';
 import type { GatewayContext } from '../context.js';
 import { EngineUnavailableError, type StoredEvent } from '../engines/engine.js';
 import { validateEvents } from '../publish.js';
 import { buildStateSync } from '../state/views.js';
 import type { WebSocketGateway } from '../ws/gateway.js';
+
+const EventsQuery = z.object({
+  after: z.coerce.number().int().nonnegative().default(0),
+  limit: z.coerce.number().int().min(1).max(10_000).default(1000),
+});
 
 /** The REST half of the contract, on the same port as `/ws`. */
 export interface RouteDeps {
@@ -38,19 +44,12 @@ export function registerRoutes(app: FastifyInstance, ctx: GatewayContext, { ws, 
     }
   };
 
-  const accountOf = (req: FastifyRequest, reply: FastifyReply, principal: Principal): string | undefined => {
-    const named = (req.query as { account?: string }).account;
-    const accounts = principal.accounts;
-    const account = named ?? (accounts !== '*' && accounts.length === 1 ? accounts[0] : ctx.config.defaultAccount);
-    if (account === undefined || !isValidAccount(account)) {
-      error(reply, 400, ErrorCode.INVALID_MESSAGE, `invalid account "${String(account)}"`);
-      return undefined;
-    }
-    if (!canUseAccount(principal, account)) {
-      error(reply, 403, ErrorCode.FORBIDDEN, `not allowed to use account ${account}`);
-      return undefined;
-    }
-    return account;
+  /** The account named (else `?account=`), resolved as over WebSocket; undefined after replying 400 or 403. */
+  const accountOf = (req: FastifyRequest, reply: FastifyReply, principal: Principal, named?: string): string | undefined => {
+    const resolved = resolveAccount(principal, named ?? (req.query as { account?: string }).account, ctx.config.defaultAccount);
+    if (resolved.ok) return resolved.account;
+    error(reply, resolved.code === ErrorCode.FORBIDDEN ? 403 : 400, resolved.code, resolved.message);
+    return undefined;
   };
 
   app.setErrorHandler((err: FastifyError, req, reply) => {
@@ -124,9 +123,7 @@ export function registerRoutes(app: FastifyInstance, ctx: GatewayContext, { ws, 
     const ref = parseStream(stream);
     if (!ref) return error(reply, 400, ErrorCode.INVALID_STREAM, `unknown or malformed stream "${stream}"`);
     if (!canReadStream(principal, ref)) return error(reply, 403, ErrorCode.FORBIDDEN, `not allowed to read ${stream}`);
-    const query = z
-      .object({ after: z.coerce.number().int().nonnegative().default(0), limit: z.coerce.number().int().min(1).max(10_000).default(1000) })
-      .safeParse(req.query);
+    const query = EventsQuery.safeParse(req.query);
     if (!query.success) return error(reply, 400, ErrorCode.INVALID_MESSAGE, 'after and limit must be non-negative integers (limit at most 10000)');
     const head = await ctx.engine.head(stream);
     const result = await ctx.engine.read(stream, query.data.after, query.data.limit);
@@ -172,28 +169,16 @@ export function registerRoutes(app: FastifyInstance, ctx: GatewayContext, { ws, 
     const parsed = CommandData.safeParse(req.body);
     if (!parsed.success) return error(reply, 400, ErrorCode.INVALID_MESSAGE, 'a command needs {action: string, ...}');
     const command = parsed.data;
-    // Fix: an account named in the body is checked like `?account=` (400 when malformed,
-    // 403 when not granted). Before, `"account": ""` fell through `if (!account) return reply`
-    // with nothing sent, so the request hung until the client gave up, and a malformed
-    // account was answered 403 FORBIDDEN instead of 400.
-    let account: string;
-    if (command.account === undefined) {
-      const fromQuery = accountOf(req, reply, principal);
-      if (!fromQuery) return reply; // accountOf has replied
-      account = fromQuery;
-    } else if (!isValidAccount(command.account)) {
-      return error(reply, 400, ErrorCode.INVALID_MESSAGE, `invalid account "${command.account}"`);
-    } else if (!canUseAccount(principal, command.account)) {
-      return error(reply, 403, ErrorCode.FORBIDDEN, `not allowed to use account ${command.account}`);
-    } else {
-      account = command.account;
-    }
+    // An account in the body wins over `?account=`; either is checked as over WebSocket.
+    const account = accountOf(req, reply, principal, command.account);
+    if (!account) return reply;
     const handler = ctx.commands;
     if (!handler || !handler.actions.includes(command.action)) {
       return error(reply, 400, ErrorCode.UNKNOWN_COMMAND, `unknown command "${command.action}"`);
     }
-    const outcome = await handler.handle(command, { principal, account });
-    return reply.code(outcome.success ? 200 : 422).send({ type: 'command_result', action: command.action, command_id: command.command_id, ...outcome });
+    const { outcome, timedOut } = await runCommand(handler, command, { principal, account }, ctx.commandTimeoutMs);
+    const status = outcome.success ? 200 : timedOut ? 504 : 422;
+    return reply.code(status).send({ type: 'command_result', action: command.action, command_id: command.command_id, ...outcome });
   });
 
   const LogEntry = z.looseObject({ level: z.string(), message: z.string().max(10_000) });

@@ -1,4 +1,5 @@
 import {
+  ACCOUNT_STREAM_KINDS,
   streamName,
   type OrdersState,
   type PortfolioState,
@@ -39,7 +40,7 @@ export function buildStateSync(store: StreamStore, account: string, sessionId: s
 /** `{epoch, offset}` of each of an account's streams, so a client knows where the data stands. */
 export function streamPositions(store: StreamStore, account: string): Record<string, { epoch: string; offset: number }> {
   const out: Record<string, { epoch: string; offset: number }> = {};
-  for (const kind of ['portfolio', 'orders', 'signals', 'state_machines', 'indicators', 'alerts'] as const) {
+  for (const kind of ACCOUNT_STREAM_KINDS) {
     const entry = store.get(streamName(kind, account));
     if (entry) out[entry.name] = { epoch: entry.epoch, offset: entry.head };
   }

@@ -5,13 +5,13 @@ import {
   ErrorCode,
   INITIAL_STATE_PARTS,
   isClientMessageType,
-  isValidAccount,
   parseStream,
   type ClientMessageData,
   type ClientMessageType,
   type InitialStatePart,
 } from '@tradesync/protocol';
-import { AuthError, canReadStream, canUseAccount, type Principal } from '../auth.js';
+import { AuthError, canReadStream, resolveAccount, type Principal } from '../auth.js';
+import { runCommand } from '../commands.js';
 import { EngineUnavailableError } from '../engines/engine.js';
 import { balancesPart, buildStateSync, ordersPart, portfolioPart } from '../state/views.js';
 import type { GatewayContext } from '../context.js';
@@ -23,9 +23,6 @@ const RATE_ABUSE_WINDOW_MS = 10_000;
 
 /** How long a resume waits for this node to catch up with the position a client brings. */
 const CATCH_UP_WAIT_MS = 2000;
-
-/** A command whose engine has not answered by then fails with TIMEOUT (and frees the connection). */
-const COMMAND_TIMEOUT_MS = 15_000;
 
 type Handler<T extends ClientMessageType> = (conn: Connection, data: ClientMessageData<T>, id: string | undefined) => Promise<void> | void;
 
@@ -100,7 +97,6 @@ export class MessageHandlers {
       return;
     }
     const { id, type } = envelope.data;
-    const log = conn.log.child({ msg_type: type, request_id: id });
     if (!isClientMessageType(type)) {
       this.ctx.metrics.messagesIn.inc({ type: 'unknown' });
       conn.sendError(ErrorCode.UNKNOWN_TYPE, `unknown message type "${type}"`, id);
@@ -116,14 +112,14 @@ export class MessageHandlers {
       conn.sendError(ErrorCode.INVALID_MESSAGE, describe(data.error.issues, type), id);
       return;
     }
-    log.debug('message');
+    if (conn.log.isLevelEnabled('debug')) conn.log.debug({ msg_type: type, request_id: id }, 'message');
     try {
       await (this.#handlers[type] as Handler<typeof type>)(conn, data.data as never, id);
     } catch (err) {
       if (err instanceof EngineUnavailableError) {
         conn.sendError(ErrorCode.UNAVAILABLE, 'the event log is unavailable; try again shortly', id);
       } else {
-        log.error({ err }, 'handler failed');
+        conn.log.child({ msg_type: type, request_id: id }).error({ err }, 'handler failed');
         conn.sendError(ErrorCode.INTERNAL, 'internal error', id);
       }
     }
@@ -221,10 +217,11 @@ export class MessageHandlers {
       // Hold this connection's live events until the result is out: result first, then its events.
       conn.cork();
       try {
-        const outcome = await withTimeout(
-          handler.handle({ ...data, command_id: commandId }, { principal: conn.principal, account, connectionId: conn.id }),
-          COMMAND_TIMEOUT_MS,
-          { success: false, error: { code: ErrorCode.TIMEOUT, message: `the engine did not answer within ${COMMAND_TIMEOUT_MS / 1000} s` } },
+        const { outcome } = await runCommand(
+          handler,
+          { ...data, command_id: commandId },
+          { principal: conn.principal, account, connectionId: conn.id },
+          this.ctx.commandTimeoutMs,
         );
         conn.send('command_result', { success: outcome.success, action: data.action, command_id: commandId, result: outcome.result, error: outcome.error }, id);
       } finally {
@@ -262,19 +259,12 @@ export class MessageHandlers {
     }
   }
 
-  /** The account a request is about: the one named, the token's only one, or the default. */
+  /** The account a request is about (see resolveAccount); undefined after sending the error. */
   #account(conn: Connection, named: string | undefined, id: string | undefined): string | undefined {
-    const accounts = conn.principal.accounts;
-    const account = named ?? (accounts !== '*' && accounts.length === 1 ? accounts[0] : this.ctx.config.defaultAccount);
-    if (account === undefined || !isValidAccount(account)) {
-      conn.sendError(ErrorCode.INVALID_MESSAGE, `invalid account "${String(account)}"`, id);
-      return undefined;
-    }
-    if (!canUseAccount(conn.principal, account)) {
-      conn.sendError(ErrorCode.FORBIDDEN, `not allowed to use account ${account}`, id);
-      return undefined;
-    }
-    return account;
+    const resolved = resolveAccount(conn.principal, named, this.ctx.config.defaultAccount);
+    if (resolved.ok) return resolved.account;
+    conn.sendError(resolved.code, resolved.message, id);
+    return undefined;
   }
 }
 
@@ -287,13 +277,4 @@ function describe(issues: readonly { path: readonly PropertyKey[]; message: stri
   if (!issue) return `invalid ${what}`;
   const path = issue.path.map(String).join('.');
   return `invalid ${what}: ${path ? `${path}: ` : ''}${issue.message}`;
-}
-
-/** Resolves to `fallback` when `promise` has not settled within `ms`. */
-function withTimeout<T>(promise: Promise<T>, ms: number, fallback: T): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<T>((resolve) => {
-    timer = setTimeout(() => resolve(fallback), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
