@@ -5,11 +5,13 @@
  * event-to-screen latency (the event's server timestamp vs the frame that shows it,
  * from the page's `?probe` hook) and the JS heap (CDP, after a GC) at start and end.
  *
- *   node --import tsx bench/dashboard-load.ts [--duration 60] [--rate 1000] [--tick 10] [--busy] [--profile] [--trace] [--hide orders,signals]
+ *   node --import tsx bench/dashboard-load.ts [--duration 60] [--rate 1000] [--tick 10] [--busy] [--nice 10] [--profile] [--trace] [--hide orders,signals]
  *
  * `--tick` is how often the producer posts (each post reaches the page as one frame of
  * events). `--busy` runs one more process spinning on a core for the whole run, as
- * another busy program on the trader's machine would.
+ * another busy program on the trader's machine would. `--nice N` lowers this process's
+ * priority (the gateway and the producer; Chromium is started first and keeps its own),
+ * which stands for a gateway on another machine: the browser gets the cores first.
  * `--hide` closes panels (the page's saved View settings) to see what each one costs.
  * `--trace` records a Chromium trace of the run and breaks every long task down into
  * what ran inside it (script, style, layout, paint, GC); tracing itself costs frames.
@@ -17,10 +19,11 @@
 import { parseArgs } from 'node:util';
 import { mkdirSync } from 'node:fs';
 import { spawn } from 'node:child_process';
+import { setPriority } from 'node:os';
 import type { CDPSession, Page } from 'playwright-core';
 import { ARTIFACTS, deskEvents, launchBrowser, marketHistory, publishAll, startDeskGateway, SYMBOL_PRICES } from '../e2e/support/desk.js';
 
-const { values } = parseArgs({ options: { duration: { type: 'string', default: '60' }, rate: { type: 'string', default: '1000' }, profile: { type: 'boolean', default: false }, trace: { type: 'boolean', default: false }, tick: { type: 'string', default: '10' }, busy: { type: 'boolean', default: false }, hide: { type: 'string', default: '' } } });
+const { values } = parseArgs({ options: { duration: { type: 'string', default: '60' }, rate: { type: 'string', default: '1000' }, profile: { type: 'boolean', default: false }, trace: { type: 'boolean', default: false }, tick: { type: 'string', default: '10' }, busy: { type: 'boolean', default: false }, nice: { type: 'string', default: '0' }, hide: { type: 'string', default: '' } } });
 const durationS = Number(values.duration);
 const rate = Number(values.rate);
 if (!(durationS > 0) || !(rate > 0)) throw new Error('--duration and --rate must be positive numbers');
@@ -92,6 +95,7 @@ const pct = (sorted: number[], p: number) => (sorted.length === 0 ? NaN : sorted
 async function main(): Promise<void> {
   const gw = await startDeskGateway();
   const browser = await launchBrowser();
+  if (Number(values.nice) > 0) setPriority(Number(values.nice));
   try {
     await publishAll(gw.url, [...marketHistory('demo', 120), ...deskEvents('demo')]);
     const page: Page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
@@ -218,7 +222,7 @@ async function main(): Promise<void> {
     ];
     const w0 = Math.max(...rows.map((r) => r[0].length));
     const w1 = Math.max(...rows.map((r) => r[1].length));
-    console.log(`\ndashboard under load (${rate} events/s in posts every ${TICK_MS} ms for ${durationS} s${values.busy ? ', one more core-bound process running' : ''})\n`);
+    console.log(`\ndashboard under load (${rate} events/s in posts every ${TICK_MS} ms for ${durationS} s${values.busy ? ', one more core-bound process running' : ''}${Number(values.nice) > 0 ? `, gateway and producer at nice ${values.nice}` : ''})\n`);
     for (const [k, v, t] of rows) console.log(`${k.padEnd(w0)}  ${v.padEnd(w1)}  ${t}`);
     if (longframes.length > 0) {
       console.log('\nanimation frames over 50 ms (duration, blocking: rendering, of it style, layout and paint; scripts):');
