@@ -9,9 +9,11 @@ export default defineConfig({
   plugins: [react()],
   build: { outDir: 'dist', emptyOutDir: true, sourcemap: true, chunkSizeWarningLimit: 1200 },
   server: {
+    // The gateway accepts only its own pages (and listed `allowed_origins`): the dev
+    // server's proxy speaks for this page as the gateway's own origin.
     proxy: {
-      '/ws': { target: 'ws://127.0.0.1:8000', ws: true },
-      '/api': 'http://127.0.0.1:8000',
+      '/ws': { target: 'ws://127.0.0.1:8000', ws: true, headers: { origin: 'http://127.0.0.1:8000' } },
+      '/api': { target: 'http://127.0.0.1:8000', headers: { origin: 'http://127.0.0.1:8000' } },
     },
   },
 });

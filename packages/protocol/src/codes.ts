@@ -19,7 +19,9 @@ export const ErrorCode = {
   UNAUTHORIZED: 'UNAUTHORIZED',
   /** The token is valid but does not grant this account or action. */
   FORBIDDEN: 'FORBIDDEN',
-  /** Too many messages on this connection; the message was dropped. */
+  /** (HTTP 403) The request came from a web page whose origin is not allowed (`allowed_origins`), or named a host the gateway does not serve. */
+  ORIGIN_NOT_ALLOWED: 'ORIGIN_NOT_ALLOWED',
+  /** Too many messages on this connection (the message was dropped), or too many requests from this address. */
   RATE_LIMITED: 'RATE_LIMITED',
   /** The frame is larger than the server accepts; the connection is closed with 1009. */
   PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',

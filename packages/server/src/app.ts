@@ -1,5 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import proxyAddr from 'proxy-addr';
 import type { EventInput } from '@tradesync/protocol';
 import { createAuthenticator } from './auth.js';
 import { COMMAND_TIMEOUT_MS, type CommandHandler } from './commands.js';
@@ -8,6 +9,8 @@ import type { GatewayContext } from './context.js';
 import type { Engine, StoredEvent } from './engines/engine.js';
 import { createEngine } from './engines/index.js';
 import { registerRoutes } from './http/routes.js';
+import { OriginPolicy } from './http/origin.js';
+import { registerGuards } from './http/guards.js';
 import { registerDashboard } from './http/static.js';
 import { createLogger, type Logger } from './logger.js';
 import { Metrics } from './metrics.js';
@@ -52,6 +55,7 @@ export class Gateway {
   readonly #ws: WebSocketGateway;
   readonly #compactor: Compactor;
   readonly #fanout: Fanout;
+  readonly #startedAt = new Date();
   #started = false;
 
   constructor(options: GatewayOptions) {
@@ -61,6 +65,7 @@ export class Gateway {
     const migrations = options.migrations ?? defaultMigrations();
     this.store = new StreamStore(this.engine, migrations, { memoryWindow: this.config.history.memoryWindow }, this.log);
     this.#fanout = new Fanout(this.metrics);
+    const trust = proxyAddr.compile([...this.config.trustedProxies]);
     this.ctx = {
       config: this.config,
       engine: this.engine,
@@ -71,12 +76,17 @@ export class Gateway {
       log: this.log,
       commands: options.commands,
       commandTimeoutMs: options.commandTimeoutMs ?? COMMAND_TIMEOUT_MS,
+      origins: new OriginPolicy(this.config.host, this.config.port, this.config.allowedOrigins),
+      clientAddress: (req) => proxyAddr(req, trust),
     };
     this.store.on('events', (applied) => this.#fanout.publish(applied));
     this.#compactor = new Compactor(this.store, this.engine, this.config.history, migrations, this.log);
     this.#ws = new WebSocketGateway(this.ctx);
-    this.#http = Fastify({ loggerInstance: this.log as FastifyBaseLogger, bodyLimit: 16 * 1024 * 1024 });
-    registerRoutes(this.#http, this.ctx, { ws: this.#ws, startedAt: new Date(), publish: (events) => this.#append(events) });
+    this.#http = Fastify({
+      loggerInstance: this.log as FastifyBaseLogger,
+      bodyLimit: this.config.limits.maxBodyBytes,
+      trustProxy: this.config.trustedProxies.length > 0 ? [...this.config.trustedProxies] : false,
+    });
     this.#http.server.on('upgrade', (req, socket, head) => this.#ws.handleUpgrade(req, socket, head));
   }
 
@@ -93,11 +103,18 @@ export class Gateway {
     }
     this.#compactor.start();
     this.#ws.start();
+    await registerGuards(this.#http, this.ctx);
+    registerRoutes(this.#http, this.ctx, { ws: this.#ws, startedAt: this.#startedAt, publish: (events) => this.#append(events) });
     await registerDashboard(this.#http, this.config.dashboardDir);
     // A deep accept queue: a thousand clients reconnecting at once (after a network
     // blip) would overflow Node's default of 511 and wait for the kernel's 1 s retry.
     await this.#http.listen({ host: this.config.host, port: this.config.port, backlog: 2048 });
     this.#started = true;
+    // The gateway's own origins name the port it really got (a configured 0 picks one).
+    this.ctx.origins = new OriginPolicy(this.config.host, this.port, this.config.allowedOrigins);
+    if (this.config.allowedOrigins.includes('*')) {
+      this.log.warn('allowed_origins contains "*": any web page may open the WebSocket and call the API; only tokens protect the desk');
+    }
     this.log.info({ url: this.url, engine: this.engine.kind, streams: [...this.store.entries()].length }, 'gateway listening');
     return this.url;
   }

@@ -91,7 +91,12 @@ export function createAuthenticator(auth: GatewayConfig['auth']): Authenticator 
       } catch (err) {
         throw toAuthError(err);
       }
-      return principalFromClaims(payload);
+      const principal = principalFromClaims(payload);
+      // The clock tolerance forgives an issuer's clock for `nbf` and `iat`; `exp` is held
+      // to this gateway's clock, which is the one that closes the connection (4101) at
+      // `exp`: a token accepted now must not be cut off a moment later.
+      if (principal.expiresAt !== null && principal.expiresAt <= Date.now()) throw new AuthError('token expired', 'expired');
+      return principal;
     },
   };
 }

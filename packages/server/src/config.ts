@@ -26,6 +26,11 @@ const seconds = z.number().positive().max(365 * 24 * 3600);
 const toMs = (s: number): number => Math.max(1, Math.round(s * 1000));
 const nonEmpty = z.string().trim().min(1);
 
+/** `scheme://host[:port]` exactly as a browser writes the Origin header (no path, no trailing slash), or `*`. */
+const originEntry = nonEmpty.refine((value) => value === '*' || normalizeOrigin(value) === value.toLowerCase(), {
+  message: 'must be "*" or an origin such as https://desk.example.com or http://localhost:5173 (scheme, host and optional port; no path)',
+});
+
 /**
  * The snake_case shape shared by the file, env and flags. Every leaf has its default
  * here, so the schema alone defines both the validation and `DEFAULT_CONFIG`.
@@ -58,6 +63,9 @@ const rawSchema = z.strictObject({
       max_subscriptions: posInt.default(100),
       max_buffered_bytes: posInt.default(8 * 1024 * 1024),
       max_connections: posInt.default(20_000),
+      max_connections_per_ip: posInt.default(256),
+      max_body_bytes: posInt.default(16 * 1024 * 1024),
+      log_requests_per_minute: posInt.default(60),
     })
     .prefault({}),
   history: z
@@ -89,9 +97,27 @@ const rawSchema = z.strictObject({
       }
     }),
   dashboard_dir: nonEmpty.optional(),
+  // Web pages (besides the gateway's own) that may open the WebSocket and call the REST API.
+  allowed_origins: z.array(originEntry).default([]),
+  // Peers (a load balancer, a reverse proxy) whose X-Forwarded-For names the real client.
+  trusted_proxies: z.array(nonEmpty).default([]),
+  // A bearer token that GET /metrics requires when set (Prometheus `authorization.credentials`).
+  metrics_token: nonEmpty.optional(),
+  // What the Redis engine requires of Redis before it acknowledges an append.
+  redis_durability: z.enum(['aof', 'fsync', 'none']).default('aof'),
+  redis_wait_replicas: z.number().int().min(0).default(0),
 });
 
-const configSchema = rawSchema.transform((r) => ({
+const checkedSchema = rawSchema.superRefine((r, ctx) => {
+  // A wildcard lets every web page on the internet drive the gateway; only a token (which
+  // a foreign page cannot obtain) then stands between it and the desk.
+  const authOn = r.auth.enabled ?? (r.auth.secret !== undefined || r.auth.jwks_url !== undefined);
+  if (r.allowed_origins.includes('*') && !authOn) {
+    ctx.addIssue({ code: 'custom', path: ['allowed_origins'], message: '"*" is allowed only with auth on (auth.secret or auth.jwks_url): without it any web page could read the desk and trade' });
+  }
+});
+
+const configSchema = checkedSchema.transform((r) => ({
   host: r.host,
   port: r.port,
   dataDir: r.data_dir,
@@ -110,6 +136,9 @@ const configSchema = rawSchema.transform((r) => ({
     maxSubscriptions: r.limits.max_subscriptions,
     maxBufferedBytes: r.limits.max_buffered_bytes,
     maxConnections: r.limits.max_connections,
+    maxConnectionsPerIp: r.limits.max_connections_per_ip,
+    maxBodyBytes: r.limits.max_body_bytes,
+    logRequestsPerMinute: r.limits.log_requests_per_minute,
   },
   history: {
     maxEvents: r.history.max_events,
@@ -130,6 +159,10 @@ const configSchema = rawSchema.transform((r) => ({
     ...(r.auth.audience !== undefined ? { audience: r.auth.audience } : {}),
   },
   ...(r.dashboard_dir !== undefined ? { dashboardDir: r.dashboard_dir } : {}),
+  allowedOrigins: r.allowed_origins.map((o) => (o === '*' ? o : o.toLowerCase())),
+  trustedProxies: r.trusted_proxies,
+  ...(r.metrics_token !== undefined ? { metricsToken: r.metrics_token } : {}),
+  redis: { durability: r.redis_durability, waitReplicas: r.redis_wait_replicas },
 }));
 
 export type GatewayConfig = z.output<typeof configSchema>;
@@ -159,9 +192,11 @@ export interface ConfigFlags {
   /** Seconds. */
   pingInterval?: number | string;
   durability?: string;
+  /** Comma-separated, or a list. */
+  allowedOrigins?: string | readonly string[];
 }
 
-type LeafKind = 'string' | 'number' | 'boolean';
+type LeafKind = 'string' | 'number' | 'boolean' | 'list';
 interface Leaf {
   path: readonly string[];
   kind: LeafKind;
@@ -181,7 +216,7 @@ function collectLeaves(schema: z.ZodType, path: readonly string[], out: Leaf[]):
     }
     return out;
   }
-  const kind: LeafKind = s instanceof z.ZodBoolean ? 'boolean' : s instanceof z.ZodNumber ? 'number' : 'string';
+  const kind: LeafKind = s instanceof z.ZodBoolean ? 'boolean' : s instanceof z.ZodNumber ? 'number' : s instanceof z.ZodArray ? 'list' : 'string';
   out.push({ path, kind });
   return out;
 }
@@ -254,9 +289,11 @@ function readFileLayer(file: string): Plain {
   return doc;
 }
 
-function coerce(raw: string, kind: LeafKind, source: string, key: string): string | number | boolean {
+function coerce(raw: string, kind: LeafKind, source: string, key: string): string | number | boolean | string[] {
   const value = raw.trim();
   if (kind === 'string') return raw;
+  // Lists are comma-separated in the environment and on the command line.
+  if (kind === 'list') return value.split(',').map((item) => item.trim()).filter((item) => item !== '');
   if (kind === 'boolean') {
     const lower = value.toLowerCase();
     if (lower === 'true' || lower === '1') return true;
@@ -298,6 +335,7 @@ const FLAG_PATHS: Record<keyof ConfigFlags, { path: readonly string[]; flag: str
   authSecret: { path: ['auth', 'secret'], flag: '--auth-secret', kind: 'string' },
   pingInterval: { path: ['heartbeat', 'ping_interval'], flag: '--ping-interval', kind: 'number' },
   durability: { path: ['durability'], flag: '--durability', kind: 'string' },
+  allowedOrigins: { path: ['allowed_origins'], flag: '--allowed-origins', kind: 'list' },
 };
 
 function flagLayer(flags: ConfigFlags, sources: Map<string, string>): Plain {
@@ -353,6 +391,23 @@ export function loadConfig(opts: { configFile?: string; env?: NodeJS.ProcessEnv;
     throw new ConfigError(lines.length === 1 ? (lines[0] ?? '') : `invalid configuration:\n  - ${lines.join('\n  - ')}`);
   }
   return result.data;
+}
+
+/**
+ * An origin in the form browsers send it: lower-case `scheme://host[:port]` with the
+ * scheme's default port left out; undefined when `value` is not an http(s) origin.
+ */
+export function normalizeOrigin(value: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return undefined;
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return undefined;
+  if (url.username || url.password || url.search || url.hash || (url.pathname !== '/' && url.pathname !== '')) return undefined;
+  if (value.endsWith('/')) return undefined;
+  return url.origin;
 }
 
 /** True for 127.0.0.0/8, ::1 (also bracketed or IPv4-mapped) and `localhost`. */

@@ -43,6 +43,22 @@ export class Metrics {
     labelNames: ['result'],
     registers: [this.registry],
   });
+  readonly requestsRefused = new Counter({
+    name: 'tradesync_requests_refused_total',
+    help: 'HTTP requests and WebSocket upgrades refused before reaching a route, by reason: origin, host, connections_per_ip, connections',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
+  readonly tokenExpiryCloses = new Counter({
+    name: 'tradesync_token_expiry_closes_total',
+    help: 'Connections closed with 4101 because their token expired',
+    registers: [this.registry],
+  });
+  readonly heartbeatCloses = new Counter({
+    name: 'tradesync_heartbeat_closes_total',
+    help: 'Connections dropped with 4000 because the peer was silent for too long (a dead or half-open peer)',
+    registers: [this.registry],
+  });
   readonly errorsSent = new Counter({
     name: 'tradesync_errors_sent_total',
     help: 'Error replies sent to clients, by code',

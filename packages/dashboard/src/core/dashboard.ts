@@ -53,9 +53,9 @@ export function createDashboard(env: DashboardEnv): Dashboard {
   const params = new URLSearchParams(env.location.search);
   const wsUrl = `${env.location.protocol === 'https:' ? 'wss' : 'ws'}://${env.location.host}/ws`;
   const base = httpBase(wsUrl);
-  const logger = createLogShipper({ endpoint: `${base}/api/logs`, debugToConsole: params.has('debug') });
-  const requestTimeoutMs = Number(params.get('requestTimeoutMs'));
   const token = params.get('token');
+  const logger = createLogShipper({ endpoint: `${base}/api/logs`, debugToConsole: params.has('debug'), ...(token ? { token } : {}) });
+  const requestTimeoutMs = Number(params.get('requestTimeoutMs'));
   const options: Omit<ClientOptions, 'url'> = {
     logger,
     ...(Number.isFinite(requestTimeoutMs) && requestTimeoutMs > 0 ? { requestTimeoutMs } : {}),

@@ -21,6 +21,8 @@ export interface LogShipperOptions {
   /** Entries kept while the gateway cannot be reached; the oldest go first. */
   readonly maxQueued?: number;
   readonly debugToConsole?: boolean;
+  /** Sent as a bearer token: a gateway with auth on wants one on `POST /api/logs`. */
+  readonly token?: string;
 }
 
 export interface LogShipper extends Logger {
@@ -46,7 +48,7 @@ export function createLogShipper(options: LogShipperOptions): LogShipper {
     try {
       const res = await send(options.endpoint, {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
+        headers: { 'content-type': 'application/json', ...(options.token ? { authorization: `Bearer ${options.token}` } : {}) },
         body: JSON.stringify({ logs: batch }),
         keepalive,
       });

@@ -1,3 +1,4 @@
+import { timingSafeEqual } from 'node:crypto';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { CommandData, ErrorCode, parseStream, type EventInput, type SignalsState } from '@tradesync/protocol';
@@ -57,6 +58,10 @@ export function registerRoutes(app: FastifyInstance, ctx: GatewayContext, { ws, 
     const status = (err as { statusCode?: number }).statusCode;
     // A body over Fastify's bodyLimit is a 413: name it PAYLOAD_TOO_LARGE like the WebSocket side does.
     if (status === 413) return error(reply, status, ErrorCode.PAYLOAD_TOO_LARGE, err.message);
+    if (status === 429) {
+      req.log.warn({ remote: req.ip, url: req.url }, 'request rate limited');
+      return error(reply, status, ErrorCode.RATE_LIMITED, err.message);
+    }
     if (status && status >= 400 && status < 500) return error(reply, status, ErrorCode.INVALID_MESSAGE, err.message);
     req.log.error({ err }, 'request failed');
     return error(reply, 500, ErrorCode.INTERNAL, 'internal error');
@@ -74,7 +79,15 @@ export function registerRoutes(app: FastifyInstance, ctx: GatewayContext, { ws, 
     });
   });
 
-  app.get('/metrics', async (_req, reply) => {
+  const metricsToken = ctx.config.metricsToken === undefined ? undefined : Buffer.from(`Bearer ${ctx.config.metricsToken}`);
+  app.get('/metrics', async (req, reply) => {
+    if (metricsToken !== undefined) {
+      const given = Buffer.from(req.headers.authorization ?? '');
+      if (given.length !== metricsToken.length || !timingSafeEqual(given, metricsToken)) {
+        req.log.warn({ remote: req.ip }, 'refused /metrics: missing or wrong metrics token');
+        return error(reply, 401, ErrorCode.UNAUTHORIZED, 'GET /metrics needs Authorization: Bearer <metrics_token>');
+      }
+    }
     return reply.type(ctx.metrics.registry.contentType).send(await ctx.metrics.registry.metrics());
   });
 
@@ -182,7 +195,11 @@ export function registerRoutes(app: FastifyInstance, ctx: GatewayContext, { ws, 
   });
 
   const LogEntry = z.looseObject({ level: z.string(), message: z.string().max(10_000) });
-  app.post('/api/logs', async (req, reply) => {
+  // The dashboard's WARN/ERROR lines. With auth on it needs a token like any API call,
+  // and every address is rate-limited, so nobody can fill the server's log.
+  const logsLimit = { max: ctx.config.limits.logRequestsPerMinute, timeWindow: 60_000 };
+  app.post('/api/logs', { config: { rateLimit: logsLimit } }, async (req, reply) => {
+    if (ctx.auth.required && !(await principalOf(req, reply))) return reply;
     const body = req.body as unknown;
     const list = Array.isArray(body) ? body : (body as { logs?: unknown } | null)?.logs;
     if (!Array.isArray(list) || list.length > 1000) return error(reply, 400, ErrorCode.INVALID_MESSAGE, 'send {logs: [{level, message, ...}]} (at most 1000)');

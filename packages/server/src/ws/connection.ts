@@ -82,11 +82,14 @@ export class Connection {
   readonly subscriptions = new Map<string, Subscription>();
   readonly limiter: TokenBucket;
   readonly log: Logger;
-  principal: Principal;
-  authenticated: boolean;
+  #principal: Principal;
+  #authenticated: boolean;
+  /** Wall-clock time the peer was last heard from (for the admin list). */
   lastSeen = Date.now();
-  /** Heartbeat pings sent since the peer was last heard from. */
-  unansweredPings = 0;
+  /** Monotonic time (performance.now) the peer was last heard from: any frame or pong. */
+  lastHeard = performance.now();
+  /** Monotonic time of the last heartbeat ping (the connection's start counts as one). */
+  lastPing = performance.now();
   messagesIn = 0;
   framesOut = 0;
   eventsOut = 0;
@@ -99,6 +102,7 @@ export class Connection {
   #pending: PendingEvent[] = [];
   #corked = 0;
   #closed = false;
+  #expiry: NodeJS.Timeout | undefined;
 
   constructor(
     readonly socket: WebSocket,
@@ -108,16 +112,74 @@ export class Connection {
     private readonly metrics: Metrics,
     log: Logger,
   ) {
-    this.principal = principal;
-    this.authenticated = authenticated;
+    this.#principal = principal;
+    this.#authenticated = authenticated;
     this.limiter = new TokenBucket(options.messagesPerSecond, options.messageBurst);
     this.log = log.child({ connection_id: this.id });
+    this.#armExpiry();
+  }
+
+  get principal(): Principal {
+    return this.#principal;
+  }
+
+  get authenticated(): boolean {
+    return this.#authenticated;
+  }
+
+  get remoteAddress(): string | undefined {
+    return this.options.remoteAddress;
+  }
+
+  /**
+   * The connection now acts for `principal` (an `auth` message, possibly a refresh
+   * before the old token runs out). The connection closes with 4101 the moment the
+   * token expires: a timer, not a heartbeat check, so an expired token is never served.
+   */
+  setPrincipal(principal: Principal): void {
+    this.#principal = principal;
+    this.#authenticated = true;
+    this.#armExpiry();
+  }
+
+  /** True (and the connection closing) once its token has expired: checked per message as well as by the timer. */
+  expired(now = Date.now()): boolean {
+    const expiresAt = this.#principal.expiresAt;
+    if (expiresAt === null || expiresAt > now) return false;
+    this.#expire();
+    return true;
+  }
+
+  #armExpiry(): void {
+    clearTimeout(this.#expiry);
+    this.#expiry = undefined;
+    const expiresAt = this.#principal.expiresAt;
+    if (expiresAt === null || this.#closed) return;
+    // setTimeout holds at most 2^31-1 ms (~24.8 days); a longer token re-arms on the way.
+    const delay = Math.min(Math.max(0, expiresAt - Date.now()), 2 ** 31 - 1);
+    this.#expiry = setTimeout(() => (this.expired() ? undefined : this.#armExpiry()), delay);
+    this.#expiry.unref();
+  }
+
+  #expire(): void {
+    if (this.#closed) return;
+    this.metrics.tokenExpiryCloses.inc();
+    this.log.info({ subject: this.#principal.subject, expired_at: new Date(this.#principal.expiresAt ?? 0).toISOString() }, 'token expired: closing with 4101');
+    this.close(CloseCode.TOKEN_EXPIRED, 'token expired');
   }
 
   /** Anything from the peer (a message, a pong) proves it alive. */
   heard(): void {
     this.lastSeen = Date.now();
-    this.unansweredPings = 0;
+    this.lastHeard = performance.now();
+  }
+
+  /** The socket closed: timers go, nothing more is queued. */
+  dispose(): void {
+    clearTimeout(this.#expiry);
+    this.#expiry = undefined;
+    this.#closed = true;
+    this.#pending = [];
   }
 
   get closed(): boolean {
@@ -184,13 +246,14 @@ export class Connection {
     this.#send(frame);
   }
 
-  close(code: number, reason: string): void {
+  /** Starts the closing handshake; a peer that does not complete it within `graceMs` is cut off. */
+  close(code: number, reason: string, graceMs = 2000): void {
     if (this.#closed) return;
     this.#closed = true;
     this.#pending = [];
+    clearTimeout(this.#expiry);
     this.socket.close(code, reason);
-    // A peer that does not complete the closing handshake is cut off.
-    setTimeout(() => this.socket.terminate(), 2000).unref();
+    setTimeout(() => this.socket.terminate(), graceMs).unref();
   }
 
   #frame(type: string, fields: Record<string, unknown>, id?: string): string {

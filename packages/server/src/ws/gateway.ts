@@ -15,6 +15,17 @@ type TokenCheck = { readonly principal: Principal } | { readonly error: string }
 const AUTH_GRACE_MS = 10_000;
 
 /**
+ * Heartbeat timing, in heartbeat intervals (I). The sweep runs every I/4; a connection
+ * is pinged when its last ping is ≥ 3/4 I old (so pings are at most I apart), and
+ * dropped once nothing was heard from it for 3/2 I. The close handshake then gets I/4
+ * before the socket is destroyed, so a peer that vanished (no FIN: a pulled cable, a
+ * suspended laptop) is gone within 2 I of its last sign of life, as documented.
+ */
+const SWEEPS_PER_INTERVAL = 4;
+const PING_AFTER = 0.75;
+const SILENT_LIMIT = 1.5;
+
+/**
  * The `/ws` endpoint: upgrades (Fastify owns the port, `ws` runs with `noServer`),
  * the `connected` greeting, heartbeats both ways, and the registry of connections.
  */
@@ -22,7 +33,10 @@ export class WebSocketGateway {
   readonly connections = new Set<Connection>();
   readonly #wss: WebSocketServer;
   readonly #handlers: MessageHandlers;
+  /** Open (and upgrading) sockets per client address, for `limits.max_connections_per_ip`. */
+  readonly #perAddress = new Map<string, number>();
   #heartbeat: NodeJS.Timeout | undefined;
+  #lastSweep = 0;
 
   constructor(private readonly ctx: GatewayContext) {
     // The hard cap is above the advertised limit so an oversize frame can still be
@@ -33,16 +47,55 @@ export class WebSocketGateway {
   }
 
   start(): void {
-    const interval = this.ctx.config.heartbeat.pingIntervalMs;
-    this.#heartbeat = setInterval(() => this.#beat(), interval);
+    const sweepMs = Math.max(1, Math.round(this.ctx.config.heartbeat.pingIntervalMs / SWEEPS_PER_INTERVAL));
+    this.#lastSweep = performance.now();
+    this.#heartbeat = setInterval(() => this.#sweep(sweepMs), sweepMs);
     this.#heartbeat.unref();
   }
 
-  /** Handles an HTTP upgrade; anything but `/ws` is refused with a real HTTP status. */
+  /** Open and upgrading sockets from one client address. */
+  connectionsFrom(address: string): number {
+    return this.#perAddress.get(address) ?? 0;
+  }
+
+  /**
+   * Handles an HTTP upgrade. Everything refused is refused here, with a real HTTP status
+   * and a log line, before a WebSocket exists: a wrong path (404), a page of a foreign
+   * origin or a foreign Host (403), too many sockets from one address (429) or on the
+   * node (503).
+   */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const { config, metrics, log, origins } = this.ctx;
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (url.pathname !== '/ws') return refuse(socket, 404, 'Not Found');
-    if (this.connections.size >= this.ctx.config.limits.maxConnections) return refuse(socket, 503, 'Service Unavailable');
+    const address = this.ctx.clientAddress(req);
+    const origin = req.headers.origin;
+    if (!origins.allows(origin) || !origins.allowsHost(req.headers.host)) {
+      const reason = origins.allows(origin) ? 'host' : 'origin';
+      metrics.requestsRefused.inc({ reason });
+      log.warn({ origin, host: req.headers.host, remote: address }, `refused a WebSocket upgrade: ${reason === 'origin' ? 'foreign origin' : 'unknown host'}`);
+      return refuse(socket, 403, 'Forbidden');
+    }
+    if (this.connections.size >= config.limits.maxConnections) {
+      metrics.requestsRefused.inc({ reason: 'connections' });
+      log.warn({ remote: address, limit: config.limits.maxConnections }, 'refused a WebSocket upgrade: the node is at limits.max_connections');
+      return refuse(socket, 503, 'Service Unavailable');
+    }
+    const held = this.connectionsFrom(address);
+    if (held >= config.limits.maxConnectionsPerIp) {
+      metrics.requestsRefused.inc({ reason: 'connections_per_ip' });
+      log.warn({ remote: address, limit: config.limits.maxConnectionsPerIp }, 'refused a WebSocket upgrade: too many connections from this address');
+      return refuse(socket, 429, 'Too Many Requests');
+    }
+    // Counted from now until the TCP socket closes, whatever happens in between (a failed
+    // handshake, a refused token, a normal close), so the count can neither leak nor be
+    // outrun by upgrades still verifying their tokens.
+    this.#perAddress.set(address, held + 1);
+    socket.once('close', () => {
+      const left = (this.#perAddress.get(address) ?? 1) - 1;
+      if (left <= 0) this.#perAddress.delete(address);
+      else this.#perAddress.set(address, left);
+    });
     const token = url.searchParams.get('token');
     if (!token || !this.ctx.auth.required) {
       this.#wss.handleUpgrade(req, socket, head, (ws) => this.#accept(ws, req, token, undefined));
@@ -89,7 +142,7 @@ export class WebSocketGateway {
         maxBufferedBytes: config.limits.maxBufferedBytes,
         messagesPerSecond: config.limits.messagesPerSecond,
         messageBurst: config.limits.messageBurst,
-        remoteAddress: req.socket.remoteAddress,
+        remoteAddress: this.ctx.clientAddress(req),
       },
       metrics,
       log,
@@ -101,7 +154,7 @@ export class WebSocketGateway {
     }
     this.connections.add(conn);
     metrics.connections.inc();
-    conn.log.info({ remote: req.socket.remoteAddress }, 'connected');
+    conn.log.info({ remote: conn.remoteAddress, origin: req.headers.origin }, 'connected');
 
     ws.on('message', (data: RawData, isBinary: boolean) => {
       const bytes = byteLength(data);
@@ -110,6 +163,7 @@ export class WebSocketGateway {
     });
     ws.on('pong', () => conn.heard());
     ws.on('close', (code) => {
+      conn.dispose();
       this.connections.delete(conn);
       this.ctx.fanout.removeAll(conn);
       metrics.connections.dec();
@@ -125,35 +179,39 @@ export class WebSocketGateway {
     if (authenticated && token) conn.send('authenticated', authenticatedFields(principal));
     if (!authenticated) {
       setTimeout(() => {
-        if (!conn.authenticated) conn.close(CloseCode.UNAUTHORIZED, 'authentication timeout');
+        if (!conn.authenticated && !conn.closed) {
+        conn.log.info('authentication timeout: no valid auth message within 10 s');
+        conn.close(CloseCode.UNAUTHORIZED, 'authentication timeout');
+      }
       }, AUTH_GRACE_MS).unref();
     }
   }
 
-  /** Pings everyone; terminates peers silent for two intervals; closes expired tokens. */
-  #beat(): void {
-    const now = Date.now();
+  /**
+   * Pings peers due a ping and drops the silent ones (see SILENT_LIMIT). Token expiry has
+   * its own timer per connection (Connection.setPrincipal).
+   */
+  #sweep(sweepMs: number): void {
+    const now = performance.now();
+    // After an event-loop stall the timers run before the pongs that arrived meanwhile
+    // are read: judge nobody this round, so a healthy peer is never cut off for the
+    // server's own slowness. The next sweep (after the poll phase) sees the pongs.
+    const stalled = now - this.#lastSweep > 2 * sweepMs;
+    this.#lastSweep = now;
+    const interval = this.ctx.config.heartbeat.pingIntervalMs;
     for (const conn of this.connections) {
-      // Counting unanswered pings, not comparing clocks: after an event-loop stall the
-      // pongs that arrived meanwhile are read before the next beat, so a healthy peer
-      // is never cut off for the server's own slowness.
-      if (conn.unansweredPings >= 2) {
-        conn.log.info('heartbeat timeout: two pings unanswered');
-        conn.close(CloseCode.HEARTBEAT_TIMEOUT, 'heartbeat timeout');
+      if (!stalled && now - conn.lastHeard >= SILENT_LIMIT * interval) {
+        this.ctx.metrics.heartbeatCloses.inc();
+        conn.log.info({ silent_ms: Math.round(now - conn.lastHeard) }, 'heartbeat timeout: nothing heard from the peer');
+        conn.close(CloseCode.HEARTBEAT_TIMEOUT, 'heartbeat timeout', Math.min(2000, Math.max(1, Math.round(interval / SWEEPS_PER_INTERVAL))));
         continue;
       }
-      const expires = conn.principal.expiresAt;
-      if (expires !== null && expires <= now) {
-        conn.close(CloseCode.TOKEN_EXPIRED, 'token expired');
-        continue;
-      }
-      if (conn.socket.readyState === conn.socket.OPEN) {
-        conn.unansweredPings++;
+      if (now - conn.lastPing >= PING_AFTER * interval && conn.socket.readyState === conn.socket.OPEN) {
+        conn.lastPing = now;
         conn.socket.ping();
       }
     }
   }
-
 
   /** A stream's history vanished: give its subscribers a fresh snapshot in place. */
   #onReset(entry: StreamEntry): void {

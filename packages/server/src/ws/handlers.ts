@@ -83,6 +83,8 @@ export class MessageHandlers {
   }
 
   async #process(conn: Connection, raw: string): Promise<void> {
+    // The expiry timer closes the connection on time; a frame already queued behind it is not served.
+    if (conn.closed || conn.expired()) return;
     let parsed: unknown;
     try {
       parsed = JSON.parse(raw);
@@ -247,8 +249,7 @@ export class MessageHandlers {
   };
 
   #authenticate(conn: Connection, principal: Principal): void {
-    conn.principal = principal;
-    conn.authenticated = true;
+    conn.setPrincipal(principal);
     // Streams the new token may not read are dropped.
     for (const stream of [...conn.subscriptions.keys()]) {
       const ref = parseStream(stream);
