@@ -21,6 +21,9 @@ Options:
   --seed <n>             simulator seed: the same seed gives the same market (default 1)
   --insecure             allow a non-loopback bind without auth
   --auth-secret <s>      require JWTs signed with this HS256 secret
+  --allowed-origins <l>  web pages (comma-separated origins, e.g.
+                         https://desk.example.com) that may use the gateway besides
+                         its own; a foreign page gets 403
   --ping-interval <s>    heartbeat interval in seconds (default 30)
   --durability <mode>    full (fsync every append, default) or normal
   --log-level <level>    fatal, error, warn, info (default), debug, trace, silent
@@ -45,6 +48,7 @@ export async function serve(args: string[]): Promise<number> {
         seed: { type: 'string' },
         insecure: { type: 'boolean' },
         'auth-secret': { type: 'string' },
+        'allowed-origins': { type: 'string' },
         'ping-interval': { type: 'string' },
         durability: { type: 'string' },
         'log-level': { type: 'string' },
@@ -75,6 +79,7 @@ export async function serve(args: string[]): Promise<number> {
         simulator: values['no-simulator'] ? false : undefined,
         insecure: values.insecure,
         authSecret: values['auth-secret'],
+        allowedOrigins: values['allowed-origins'],
         pingInterval: values['ping-interval'],
         durability: values.durability,
         logLevel: values['log-level'],

@@ -52,8 +52,12 @@ export const CloseCode = {
   GOING_AWAY: 1001,
   /** Policy violation: abuse such as a sustained message flood. */
   POLICY_VIOLATION: 1008,
+  /** A text frame that is not valid UTF-8 (closed by the WebSocket layer). */
+  INVALID_PAYLOAD: 1007,
   /** A frame larger than the server accepts. */
   MESSAGE_TOO_BIG: 1009,
+  /** The server cannot serve this client right now (e.g. the token keys cannot be fetched); reconnect later. */
+  TRY_AGAIN_LATER: 1013,
   /** The peer missed two heartbeats. */
   HEARTBEAT_TIMEOUT: 4000,
   /** The client could not keep up: its send buffer passed the limit. Reconnect and resume. */

@@ -9,7 +9,7 @@ import { Connection } from './connection.js';
 import { authenticatedFields, MessageHandlers } from './handlers.js';
 
 /** The outcome of verifying a `?token=` before the upgrade completes. */
-type TokenCheck = { readonly principal: Principal } | { readonly error: string };
+type TokenCheck = { readonly principal: Principal } | { readonly error: string; readonly unavailable: boolean };
 
 /** How long a client may stay connected without authenticating when auth is required. */
 const AUTH_GRACE_MS = 10_000;
@@ -110,7 +110,10 @@ export class WebSocketGateway {
     socket.on('error', onError);
     void this.ctx.auth.verify(token).then(
       (principal): TokenCheck => ({ principal }),
-      (err: unknown): TokenCheck => ({ error: err instanceof AuthError ? err.message : 'token verification failed' }),
+      (err: unknown): TokenCheck => ({
+        error: err instanceof AuthError ? err.message : 'token verification failed',
+        unavailable: err instanceof AuthError && err.reason === 'unavailable',
+      }),
     ).then((check) => {
       socket.off('error', onError);
       if (socket.destroyed) return;
@@ -128,11 +131,13 @@ export class WebSocketGateway {
     let principal: Principal = ANONYMOUS;
     let authenticated = !auth.required;
     let tokenError: string | undefined;
+    let keysUnavailable = false;
     if (check && 'principal' in check) {
       principal = check.principal;
       authenticated = true;
     } else if (check) {
       tokenError = check.error;
+      keysUnavailable = check.unavailable;
     }
     const conn = new Connection(
       ws,
@@ -149,7 +154,14 @@ export class WebSocketGateway {
     );
     socketLog = conn.log;
     if (tokenError !== undefined) {
-      conn.close(CloseCode.UNAUTHORIZED, 'unauthorized');
+      // The key server being down says nothing about the token: try again later, same token.
+      if (keysUnavailable) {
+        conn.log.warn({ reason: tokenError }, 'could not verify the URL token: the JWKS is unavailable');
+        conn.close(CloseCode.TRY_AGAIN_LATER, 'cannot verify tokens right now');
+      } else {
+        conn.log.info({ reason: tokenError }, 'refused the URL token');
+        conn.close(CloseCode.UNAUTHORIZED, 'unauthorized');
+      }
       return;
     }
     this.connections.add(conn);
@@ -200,6 +212,8 @@ export class WebSocketGateway {
     this.#lastSweep = now;
     const interval = this.ctx.config.heartbeat.pingIntervalMs;
     for (const conn of this.connections) {
+      // A connection already closing is gone once its handshake or grace ends.
+      if (conn.closed) continue;
       if (!stalled && now - conn.lastHeard >= SILENT_LIMIT * interval) {
         this.ctx.metrics.heartbeatCloses.inc();
         conn.log.info({ silent_ms: Math.round(now - conn.lastHeard) }, 'heartbeat timeout: nothing heard from the peer');

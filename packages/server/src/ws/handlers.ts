@@ -242,6 +242,14 @@ export class MessageHandlers {
         conn.send('authenticated', authenticatedFields(principal), id);
       } catch (err) {
         if (!(err instanceof AuthError)) throw err;
+        if (err.reason === 'unavailable') {
+          // The key server is down, not the token bad: the client retries with the same one.
+          conn.log.warn({ reason: err.message }, 'could not verify a token: the JWKS is unavailable');
+          conn.sendError(ErrorCode.UNAVAILABLE, err.message, id);
+          conn.close(CloseCode.TRY_AGAIN_LATER, 'cannot verify tokens right now');
+          return;
+        }
+        conn.log.info({ reason: err.message }, 'refused a token');
         conn.sendError(ErrorCode.UNAUTHORIZED, err.message, id);
         conn.close(CloseCode.UNAUTHORIZED, 'unauthorized');
       }
