@@ -6,6 +6,16 @@ import { Decimal, IsoTime } from './decimal.js';
  * objects keep them); the named fields are validated where data enters the system.
  */
 
+/**
+ * A name that keys an entity in a state's collections (an order id, a symbol, a
+ * currency…). `__proto__` is refused: assigned as a key of a plain object it would
+ * replace the object's prototype instead of adding the entity, which would vanish.
+ */
+const EntityKey = z
+  .string()
+  .min(1)
+  .refine((key) => key !== '__proto__', { message: 'may not be "__proto__"' });
+
 export const OrderSide = z.enum(['buy', 'sell']);
 export const OrderStatus = z.enum(['pending', 'open', 'partially_filled', 'filled', 'cancelled', 'rejected', 'expired']);
 export type OrderStatus = z.infer<typeof OrderStatus>;
@@ -13,8 +23,8 @@ export type OrderStatus = z.infer<typeof OrderStatus>;
 export const CLOSED_ORDER_STATUSES: ReadonlySet<string> = new Set(['filled', 'cancelled', 'rejected', 'expired']);
 
 export const Order = z.looseObject({
-  order_id: z.string().min(1),
-  symbol: z.string().min(1),
+  order_id: EntityKey,
+  symbol: EntityKey,
   side: OrderSide,
   order_type: z.enum(['market', 'limit', 'stop', 'stop_limit']),
   quantity: Decimal,
@@ -26,10 +36,10 @@ export const Order = z.looseObject({
 });
 export type Order = z.infer<typeof Order>;
 
-export const OrderClosed = z.looseObject({ order_id: z.string().min(1), status: OrderStatus });
+export const OrderClosed = z.looseObject({ order_id: EntityKey, status: OrderStatus });
 
 export const Balance = z.looseObject({
-  currency: z.string().min(1),
+  currency: EntityKey,
   total: Decimal,
   available: Decimal,
   reserved: Decimal,
@@ -37,7 +47,7 @@ export const Balance = z.looseObject({
 export type Balance = z.infer<typeof Balance>;
 
 export const Position = z.looseObject({
-  symbol: z.string().min(1),
+  symbol: EntityKey,
   side: z.enum(['long', 'short']),
   quantity: Decimal,
   avg_price: Decimal,
@@ -46,7 +56,7 @@ export const Position = z.looseObject({
 });
 export type Position = z.infer<typeof Position>;
 
-export const PositionClosed = z.looseObject({ symbol: z.string().min(1) });
+export const PositionClosed = z.looseObject({ symbol: EntityKey });
 
 export const PortfolioTotals = z.looseObject({
   total_value_usd: Decimal,
@@ -58,7 +68,7 @@ export const PortfolioTotals = z.looseObject({
 export type PortfolioTotals = z.infer<typeof PortfolioTotals>;
 
 export const Campaign = z.looseObject({
-  campaign_id: z.string().min(1),
+  campaign_id: EntityKey,
   risk_allocated: Decimal,
   positions_count: z.number().int().nonnegative(),
 });
@@ -67,8 +77,8 @@ export type Campaign = z.infer<typeof Campaign>;
 export const PatternType = z.enum(['SPRING', 'UTAD', 'SOS', 'LPS', 'SC', 'AR', 'ST']);
 
 export const Signal = z.looseObject({
-  id: z.string().min(1),
-  symbol: z.string().min(1),
+  id: EntityKey,
+  symbol: EntityKey,
   pattern_type: PatternType,
   confidence_score: z.number().min(0).max(100),
   status: z.enum(['pending', 'executed', 'rejected', 'expired']),
@@ -77,11 +87,11 @@ export const Signal = z.looseObject({
 export type Signal = z.infer<typeof Signal>;
 
 /** `signal:executed` / `signal:rejected`: the id plus whatever changed. */
-export const SignalChange = z.looseObject({ id: z.string().min(1) });
+export const SignalChange = z.looseObject({ id: EntityKey });
 
 export const Pattern = z.looseObject({
-  id: z.string().min(1),
-  symbol: z.string().min(1),
+  id: EntityKey,
+  symbol: EntityKey,
   pattern_type: PatternType,
   confidence_score: z.number().min(0).max(100),
   phase: z.string(),
@@ -93,38 +103,38 @@ export const StrategyState = z.enum(['MONITORING', 'SIGNAL_DETECTED', 'ENTRY_PEN
 export type StrategyState = z.infer<typeof StrategyState>;
 
 export const Instance = z.looseObject({
-  instance_id: z.string().min(1),
+  instance_id: EntityKey,
   session_id: z.string().nullable(),
-  strategy: z.string().min(1),
-  symbol: z.string().min(1),
+  strategy: EntityKey,
+  symbol: EntityKey,
   state: StrategyState,
 });
 export type Instance = z.infer<typeof Instance>;
 
 export const StateChange = z.looseObject({
-  instance_id: z.string().min(1),
+  instance_id: EntityKey,
   state: StrategyState,
   previous_state: StrategyState.nullable(),
 });
-export const InstanceRemoved = z.looseObject({ instance_id: z.string().min(1) });
+export const InstanceRemoved = z.looseObject({ instance_id: EntityKey });
 export const FullUpdate = z.looseObject({ instances: z.array(Instance) });
 
 export const IndicatorUpdate = z.looseObject({
-  symbol: z.string().min(1),
-  name: z.string().min(1),
+  symbol: EntityKey,
+  name: EntityKey,
   value: Decimal,
 });
 
 /** Alerts are kept by id so that applying one twice changes nothing. */
 export const Alert = z.looseObject({
-  id: z.string().min(1),
+  id: EntityKey,
   severity: z.enum(['info', 'warning', 'critical']).optional(),
   message: z.string().optional(),
 });
 export type Alert = z.infer<typeof Alert>;
 
 export const MarketTick = z.looseObject({
-  symbol: z.string().min(1),
+  symbol: EntityKey,
   price: Decimal,
   timestamp: IsoTime,
 });

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { http, metric, order, publish, startGateway, TestClient, tick, type TestGateway } from './support/harness.js';
+import { http, metric, order, position, publish, startGateway, TestClient, tick, type TestGateway } from './support/harness.js';
 
 describe('a bad message gets a clear error and the connection stays usable', () => {
   let gw: TestGateway;
@@ -44,6 +44,17 @@ describe('a bad message gets a clear error and the connection stays usable', () 
     const pong = await client.request('ping');
     expect(pong.type).toBe('pong');
     expect(client.socket.readyState).toBe(client.socket.OPEN);
+  });
+
+  it('answers a message nested deeper than the limit with INVALID_MESSAGE, numbering every message without a gap', async () => {
+    await using gw = await startGateway();
+    await using client = await TestClient.connect(gw.wsUrl);
+    const answered = client.next((m) => m.id === 'deep');
+    client.send(`{"id":"deep","type":"ping","data":{"x":${'['.repeat(5000)}${']'.repeat(5000)}}}`);
+    const reply = await answered;
+    expect(reply).toMatchObject({ type: 'error', error: { code: 'INVALID_MESSAGE', message: expect.stringContaining('nested deeper') } });
+    expect((await client.request('ping')).type).toBe('pong');
+    expect(client.messages.map((m) => m.sequence_number)).toEqual([0, 1, 2]);
   });
 
   it('answers a binary frame with INVALID_MESSAGE and still answers a ping', async () => {
@@ -189,6 +200,9 @@ describe('REST publish rejects bad input, all or nothing', () => {
     ['a decimal string that is not a number', () => [goodOrder(), order('rest', { quantity: '1,5' })], 'INVALID_EVENT'],
     ['an event without data', () => [goodOrder(), { stream: 'orders:rest', type: 'order:updated' }], 'INVALID_EVENT'],
     ['a tick whose symbol is not the stream symbol', () => [goodOrder(), { ...tick('ETH-USD', '1'), stream: 'market:BTC-USD' }], 'INVALID_EVENT'],
+    // As a plain object's key it would replace the prototype: the entity would vanish from the state.
+    ['an entity keyed "__proto__"', () => [goodOrder(), order('rest', { order_id: '__proto__' })], 'INVALID_EVENT'],
+    ['a position keyed "__proto__"', () => [goodOrder(), { ...position('rest', { symbol: '__proto__' }), stream: 'portfolio:rest' }], 'INVALID_EVENT'],
   ];
 
   let gw: TestGateway;
@@ -217,6 +231,14 @@ describe('REST publish rejects bad input, all or nothing', () => {
     expect(answer.status).toBe(413);
     expect(answer.body).toMatchObject({ success: false, error: { code: 'PAYLOAD_TOO_LARGE' } });
     expect(await metric(gw.url, 'tradesync_events_appended_total')).toBe(before);
+  });
+
+  it('answers a body nested deeper than the limit with 400 INVALID_MESSAGE, appends nothing and serves the next publish', async () => {
+    const deep = `[{"stream":"orders:rest","type":"order:updated","data":${JSON.stringify(goodOrder().data).slice(0, -1)},"deep":${'['.repeat(5000)}${']'.repeat(5000)}}}]`;
+    const answer = await http(gw.url, '/api/v1/events', { method: 'POST', body: deep, headers: { 'content-type': 'application/json' } });
+    expect(answer.status).toBe(400);
+    expect(answer.body).toMatchObject({ success: false, error: { code: 'INVALID_MESSAGE', message: expect.stringContaining('nested deeper') } });
+    expect((await publish(gw.url, [order('deep')])).status).toBe(200);
   });
 
   it('answers a body that is not a list of events with 400 INVALID_MESSAGE', async () => {

@@ -8,6 +8,7 @@ import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance } from 'fastify';
 import { ErrorCode } from '@tradesync/protocol';
 import type { GatewayContext } from '../context.js';
+import { MAX_NESTING, nestedDeeperThan } from '../nesting.js';
 
 /** Requests that act (publish, command, log) refuse a foreign page; so does the API, which reads the desk. */
 const guarded = (method: string, url: string): boolean => method !== 'GET' && method !== 'HEAD' ? true : url.startsWith('/api/');
@@ -27,6 +28,13 @@ export async function registerGuards(app: FastifyInstance, ctx: GatewayContext):
       success: false,
       error: { code: ErrorCode.ORIGIN_NOT_ALLOWED, message: `origin ${origin} is not allowed; add it to allowed_origins to let that page use the gateway` },
     });
+  });
+
+  // Bodies are parsed by now; one nested too deep never reaches a route (see nesting.ts).
+  app.addHook('preValidation', async (req, reply) => {
+    if (req.body === undefined || !nestedDeeperThan(req.body)) return;
+    req.log.warn({ remote: req.ip, url: req.url }, 'refused a request body nested too deep');
+    return reply.code(400).send({ success: false, error: { code: ErrorCode.INVALID_MESSAGE, message: `body nested deeper than ${MAX_NESTING} levels` } });
   });
 
   // Only origins we accept get CORS headers; a foreign page's preflight is refused above.

@@ -280,9 +280,11 @@ export class Connection {
   }
 
   #frame(type: string, fields: Record<string, unknown>, id?: string): string {
-    const seq = this.#seq++;
     const head = id === undefined ? { type } : { type, id };
-    return JSON.stringify({ ...head, sequence_number: seq, timestamp: new Date().toISOString(), ...fields });
+    const frame = JSON.stringify({ ...head, sequence_number: this.#seq, timestamp: new Date().toISOString(), ...fields });
+    // Numbered once it exists: a frame that failed to serialize takes no sequence number.
+    this.#seq++;
+    return frame;
   }
 
   #send(frame: string | Buffer): void {

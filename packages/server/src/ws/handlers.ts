@@ -15,6 +15,7 @@ import { runCommand } from '../commands.js';
 import { EngineUnavailableError } from '../engines/engine.js';
 import { balancesPart, buildStateSync, ordersPart, portfolioPart } from '../state/views.js';
 import type { GatewayContext } from '../context.js';
+import { MAX_NESTING, nestedDeeperThan } from '../nesting.js';
 import type { Connection } from './connection.js';
 import { planSubscription, prefetchMissed } from './resume.js';
 
@@ -90,6 +91,11 @@ export class MessageHandlers {
       parsed = JSON.parse(raw);
     } catch {
       conn.sendError(ErrorCode.INVALID_MESSAGE, 'frame is not valid JSON');
+      return;
+    }
+    if (nestedDeeperThan(parsed)) {
+      const id = typeof (parsed as { id?: unknown } | null)?.id === 'string' ? (parsed as { id: string }).id : undefined;
+      conn.sendError(ErrorCode.INVALID_MESSAGE, `message nested deeper than ${MAX_NESTING} levels`, id);
       return;
     }
     const envelope = ClientEnvelope.safeParse(parsed);
