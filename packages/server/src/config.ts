@@ -104,7 +104,7 @@ const rawSchema = z.strictObject({
   // A bearer token that GET /metrics requires when set (Prometheus `authorization.credentials`).
   metrics_token: nonEmpty.optional(),
   // What the Redis engine requires of Redis before it acknowledges an append.
-  redis_durability: z.enum(['aof', 'fsync', 'none']).default('aof'),
+  redis_durability: z.enum(['fsync', 'aof', 'none']).default('fsync'),
   redis_wait_replicas: z.number().int().min(0).default(0),
 });
 

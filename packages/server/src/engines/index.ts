@@ -13,6 +13,8 @@ export function createEngine(config: GatewayConfig): Engine {
       const log = createLogger(config.logLevel).child({ component: 'redis-engine' });
       return new RedisEngine({
         url: config.redisUrl,
+        durability: config.redis.durability,
+        waitReplicas: config.redis.waitReplicas,
         log,
         onListenerError: (err) => log.error({ err }, 'an append listener threw'),
       });

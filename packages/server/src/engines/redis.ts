@@ -11,6 +11,7 @@ import {
   type StoredSnapshot,
   type StreamHead,
 } from './engine.js';
+import { checkDurability, DURABILITY_OK, DURABILITY_UNCHECKED, type DurabilityStatus, type RedisDurability } from './redis-durability.js';
 
 export interface RedisEngineOptions {
   /** `redis://[user:password@]host:port[/db]` (or `rediss://` for TLS). */
@@ -43,6 +44,25 @@ export interface RedisEngineOptions {
    * @default 1000
    */
   readonly deliveryTimeoutMs?: number;
+  /**
+   * What Redis must guarantee before an append is acknowledged (`redis_durability`):
+   * `aof` needs `appendonly yes`, `fsync` also `appendfsync always`, `none` checks
+   * nothing. Verified at open, after every reconnect and every `watchIntervalMs`; while
+   * it does not hold, appends fail with EngineUnavailableError and `health()` says why.
+   * @default 'fsync'
+   */
+  readonly durability?: RedisDurability;
+  /**
+   * When > 0, every append is followed by `WAIT waitReplicas waitTimeoutMs`: fewer
+   * replicas acknowledging in time fail the append with EngineUnavailableError (the
+   * events may be stored all the same, as after a timeout). @default 0
+   */
+  readonly waitReplicas?: number;
+  /**
+   * The WAIT timeout. Below the command timeout, so the reply arrives before the client
+   * gives up on the connection. @default commandTimeoutMs minus a quarter (at most 250 ms)
+   */
+  readonly waitTimeoutMs?: number;
   /** The clock stamping events (ms since the epoch). @default Date.now */
   readonly now?: () => number;
   readonly log?: Pick<Logger, 'info' | 'warn' | 'error' | 'debug'>;
@@ -201,6 +221,25 @@ redis.call('HSET', KEYS[2], 'epoch', ARGV[1], 'offset', ARGV[2], 'v', ARGV[3], '
 return 1
 `;
 
+/**
+ * A stream whose head went *backwards* in the same epoch lost acknowledged events (a
+ * Redis restarted from an AOF that missed its last writes, e.g. `appendfsync everysec`
+ * with a write postponed behind a slow fsync, or a failover to a lagging replica). Its
+ * next appends would reuse offsets that clients already hold with other content, so it
+ * gets a new epoch (every node and client then rebuilds from a snapshot). Only if the
+ * epoch is still the one the caller saw and the head is still below what it delivered:
+ * whichever node notices first wins, the others read the new epoch.
+ * KEYS: meta. ARGV: epoch seen, offset delivered, new epoch. Returns {epoch, head, first}.
+ */
+const REGRESSED_LUA = `
+local m = redis.call('HMGET', KEYS[1], 'epoch', 'head', 'first')
+if m[1] == ARGV[1] and tonumber(m[2] or '0') < tonumber(ARGV[2]) then
+  redis.call('HSET', KEYS[1], 'epoch', ARGV[3])
+  m[1] = ARGV[3]
+end
+return {m[1], tonumber(m[2] or '0'), tonumber(m[3] or '1')}
+`;
+
 /** A Lua script run by SHA, loaded on first use (and again after Redis forgot it). */
 class Script {
   readonly #sha: string;
@@ -225,6 +264,7 @@ const SCRIPTS = {
   trim: new Script(TRIM_LUA),
   offsetBefore: new Script(OFFSET_BEFORE_LUA),
   saveSnapshot: new Script(SAVE_SNAPSHOT_LUA),
+  regressed: new Script(REGRESSED_LUA),
 };
 
 /** A published append: stream names, their epochs, and [stream index, offset, ms, type, data] per event. */
@@ -297,18 +337,28 @@ export class RedisEngine implements Engine {
   #sweeping: Promise<void> | undefined;
   #sweepAgain = false;
   #connectionLost = false;
+  /** Whether Redis keeps what it acknowledges, as `durability` requires (see redis-durability.ts). */
+  #durability: DurabilityStatus = DURABILITY_UNCHECKED;
+  /** The durability code last logged, so a WARN is written once per change. */
+  #durabilityLogged: string | undefined;
+  #checking: Promise<DurabilityStatus> | undefined;
 
   constructor(options: RedisEngineOptions) {
+    const commandTimeoutMs = options.commandTimeoutMs ?? 2000;
     this.#options = {
       url: options.url,
       prefix: options.prefix ?? 'tradesync:',
-      commandTimeoutMs: options.commandTimeoutMs ?? 2000,
+      commandTimeoutMs,
       healthTimeoutMs: options.healthTimeoutMs ?? 500,
       watchIntervalMs: options.watchIntervalMs ?? 1000,
       sweepIntervalMs: options.sweepIntervalMs ?? 10_000,
       deliveryTimeoutMs: options.deliveryTimeoutMs ?? 1000,
+      durability: options.durability ?? 'fsync',
+      waitReplicas: options.waitReplicas ?? 0,
+      waitTimeoutMs: options.waitTimeoutMs ?? Math.max(1, commandTimeoutMs - Math.min(250, Math.floor(commandTimeoutMs / 4))),
       now: options.now ?? (() => Date.now()),
     };
+    if (this.#options.durability === 'none') this.#durability = DURABILITY_OK;
     this.#log = options.log;
     this.#onListenerError = options.onListenerError;
   }
@@ -346,13 +396,28 @@ export class RedisEngine implements Engine {
     // Commands fail at once while disconnected (no offline queue, no retry of a command
     // in flight): the caller answers 503 instead of hanging, and an append is never
     // silently replayed after a reconnect.
-    const cmd = new Redis(this.#options.url, { ...common, enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: this.#options.commandTimeoutMs });
-    const sub = new Redis(this.#options.url, { ...common, autoResubscribe: false, maxRetriesPerRequest: null });
+    // socketTimeout: a connection that stays silent while a command waits for its reply
+    // is dropped and reconnected. Without it a half-open connection (a network
+    // partition, a suspended host) keeps failing every command until TCP gives up, and
+    // replies of commands that timed out could be matched to later ones.
+    const socketTimeout = this.#options.commandTimeoutMs;
+    const cmd = new Redis(this.#options.url, {
+      ...common,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      commandTimeout: this.#options.commandTimeoutMs,
+      socketTimeout,
+    });
+    const sub = new Redis(this.#options.url, { ...common, autoResubscribe: false, maxRetriesPerRequest: null, socketTimeout });
     this.#cmd = cmd;
     this.#sub = sub;
     cmd.on('error', (err: Error) => this.#onConnectionError('command', err));
     sub.on('error', (err: Error) => this.#onConnectionError('subscriber', err));
-    cmd.on('close', () => this.#onClose());
+    cmd.on('close', () => {
+      // Whatever answers the next connection is verified again before it is trusted.
+      if (this.#options.durability !== 'none') this.#durability = DURABILITY_UNCHECKED;
+      this.#onClose();
+    });
     sub.on('close', () => {
       this.#subscribed = false;
       this.#onClose();
@@ -367,6 +432,14 @@ export class RedisEngine implements Engine {
       await sub.subscribe(this.#channel);
       this.#subscribed = true;
       await this.#loadCursors();
+      if (this.#options.durability === 'none') {
+        this.#log?.warn(
+          { redis_durability: 'none' },
+          'redis_durability is none: Redis persistence is not checked; acknowledged events can be lost on a Redis restart (set appendonly yes and redis_durability: aof)',
+        );
+      } else {
+        await this.#checkDurability(cmd);
+      }
     } catch (error) {
       this.#state = 'closed';
       cmd.disconnect();
@@ -400,6 +473,7 @@ export class RedisEngine implements Engine {
   async append(events: readonly EventInput[]): Promise<StoredEvent[]> {
     if (events.length === 0) return [];
     const cmd = this.#client();
+    await this.#requireDurability(cmd);
     // Serialise first: an event that cannot be encoded fails the call before Redis sees any of it.
     const names: string[] = [];
     const index = new Map<string, number>();
@@ -416,6 +490,11 @@ export class RedisEngine implements Engine {
     const reply = (await this.#call(() =>
       SCRIPTS.append.run(cmd, keys, [this.#channel, newEpoch(), this.#options.now(), names.length, ...names, ...args]),
     )) as Array<string | number>;
+    if (!Array.isArray(reply) || reply.length !== 3 * names.length) {
+      // Never acknowledge on a reply we cannot read: the connection is suspect, start a new one.
+      cmd.disconnect(true);
+      throw new EngineUnavailableError(`unexpected reply to the append script from redis (${typeof reply}); the events may be stored`);
+    }
 
     const perStream = names.map((stream, k) => ({
       stream,
@@ -432,6 +511,7 @@ export class RedisEngine implements Engine {
       return { type: event.type, stream: event.stream, epoch: s.epoch, offset: s.next, timestamp: s.timestamp, data: event.data };
     });
     for (const s of perStream) this.#observe(s.stream, s.epoch, s.before);
+    if (this.#options.waitReplicas > 0) await this.#waitForReplicas(cmd);
     await this.#delivered(perStream.map((s) => ({ stream: s.stream, epoch: s.epoch, offset: s.next })));
     return stored;
   }
@@ -515,6 +595,15 @@ export class RedisEngine implements Engine {
     }
     // Without the subscriber this node would serve stale state: say so to the load balancer.
     if (!this.#subscribed) return { ok: false, detail: 'redis subscriber reconnecting: live events from other nodes are not arriving' };
+    let durability = this.#durability;
+    if (durability.code === 'unchecked') {
+      try {
+        durability = await withTimeout(this.#checkDurability(cmd), this.#options.healthTimeoutMs, 'persistence check timed out');
+      } catch {
+        // Reported as unchecked below.
+      }
+    }
+    if (!durability.ok) return { ok: false, detail: durability.detail ?? durability.code };
     return { ok: true };
   }
 
@@ -771,6 +860,10 @@ export class RedisEngine implements Engine {
   async #watch(): Promise<void> {
     const cmd = this.#cmd;
     if (this.#state !== 'open' || !cmd || cmd.status !== 'ready') return;
+    // A silent subscriber connection (half-open) is found by its socket timeout.
+    const sub = this.#sub;
+    if (sub?.status === 'ready' && this.#subscribed) sub.ping().catch(() => undefined);
+    if (this.#options.durability !== 'none') await this.#checkDurability(cmd).catch(() => undefined);
     try {
       const generation = await cmd.get(this.#key('generation'));
       if (generation !== null && generation === this.#generation) return;
@@ -818,12 +911,37 @@ export class RedisEngine implements Engine {
           if (cursor) await this.head(stream);
         } else if (!cursor || cursor.epoch !== meta.epoch) {
           this.#observe(stream, meta.epoch, meta.head);
+        } else if (meta.head < cursor.offset && !cursor.filling) {
+          await this.#onRegressed(cmd, stream, cursor);
         } else if (meta.head > cursor.offset) {
           await this.#fill(stream);
         }
       }
     } catch (error) {
       this.#log?.debug({ err: error }, 'redis sweep failed; retrying later');
+    }
+  }
+
+  /** Gives a stream whose head went backwards a new epoch (see REGRESSED_LUA) and reports the reset. */
+  async #onRegressed(cmd: Redis, stream: string, cursor: Cursor): Promise<void> {
+    const seen = { epoch: cursor.epoch, offset: cursor.offset };
+    const [epoch, head, first] = (await SCRIPTS.regressed.run(cmd, [this.#meta(stream)], [seen.epoch, seen.offset, newEpoch()])) as [string, number, number];
+    if (cursor.epoch !== seen.epoch || epoch === seen.epoch) return;
+    this.#log?.error(
+      { stream, epoch: seen.epoch, delivered: seen.offset, head: Number(head), new_epoch: epoch },
+      'redis lost acknowledged events of this stream (its head went backwards): new epoch, clients get a snapshot; check redis persistence (appendfsync always)',
+    );
+    this.#resetCursor(stream, cursor, { epoch, offset: Number(head), first: Number(first) });
+  }
+
+  /** After a reconnect, before appending: streams whose head went backwards get a new epoch first. */
+  async #checkRegressions(cmd: Redis): Promise<void> {
+    const names = [...this.#cursors.keys()];
+    const metas = await this.#metaOf(cmd, names);
+    for (const [k, stream] of names.entries()) {
+      const cursor = this.#cursors.get(stream);
+      const meta = metas[k];
+      if (cursor && meta?.epoch === cursor.epoch && meta.head < cursor.offset && !cursor.filling) await this.#onRegressed(cmd, stream, cursor);
     }
   }
 
@@ -855,6 +973,8 @@ export class RedisEngine implements Engine {
     if (this.#state !== 'open') return;
     if (this.#connectionLost) this.#log?.info({ connection: which }, 'redis connection restored; catching up');
     this.#connectionLost = false;
+    // The Redis behind the new connection may be another one (a restart, a failover).
+    if (which === 'command' && this.#options.durability !== 'none' && this.#cmd) void this.#checkDurability(this.#cmd).catch(() => undefined);
     // Whatever was published while we were away is in the log: read it back.
     void this.#watch().then(() => this.#sweep());
   }
@@ -883,7 +1003,64 @@ export class RedisEngine implements Engine {
     try {
       return await work();
     } catch (error) {
+      // A command that timed out leaves its reply (if any) on the connection: start a new one.
+      if (error instanceof Error && error.message === 'Command timed out' && this.#cmd?.status === 'ready') this.#cmd.disconnect(true);
       throw unavailable(error);
+    }
+  }
+
+  /* ------------------------------------------------------------------ durability */
+
+  /**
+   * Reads whether Redis keeps what it acknowledges (one check at a time; concurrent
+   * callers share it) and logs a change of verdict once. Throws when Redis could not be
+   * asked (the previous verdict stays).
+   */
+  #checkDurability(cmd: Redis): Promise<DurabilityStatus> {
+    this.#checking ??= (async () => {
+      try {
+        const reconnected = this.#durability.code === 'unchecked';
+        const status = await checkDurability(cmd, this.#options.durability);
+        if (cmd !== this.#cmd || this.#state === 'closed') return status;
+        // Redis may have come back with less than it acknowledged: find out before appending.
+        if (reconnected && this.#state === 'open') await this.#checkRegressions(cmd);
+        this.#durability = status;
+        if (status.code !== this.#durabilityLogged) {
+          const first = this.#durabilityLogged === undefined;
+          this.#durabilityLogged = status.code;
+          if (!status.ok) {
+            this.#log?.warn({ redis_durability: this.#options.durability, reason: status.code }, `${status.detail ?? status.code}`);
+          } else if (!first) {
+            this.#log?.warn({ redis_durability: this.#options.durability }, 'redis persistence is as redis_durability requires again; appends are accepted');
+          } else {
+            this.#log?.info({ redis_durability: this.#options.durability }, 'redis persistence verified');
+          }
+        }
+        return status;
+      } finally {
+        this.#checking = undefined;
+      }
+    })();
+    return this.#checking;
+  }
+
+  /** Refuses an append unless Redis was verified to keep it (verifying first right after a reconnect). */
+  async #requireDurability(cmd: Redis): Promise<void> {
+    let status = this.#durability;
+    if (status.code === 'unchecked') status = await this.#call(() => this.#checkDurability(cmd));
+    if (!status.ok) throw new EngineUnavailableError(status.detail ?? `redis persistence: ${status.code}`);
+  }
+
+  /** WAIT for the configured number of replicas to hold this connection's writes so far. */
+  async #waitForReplicas(cmd: Redis): Promise<void> {
+    const wanted = this.#options.waitReplicas;
+    const timeout = this.#options.waitTimeoutMs;
+    const acked = Number(await this.#call(() => cmd.wait(wanted, timeout)));
+    if (acked < wanted) {
+      this.#log?.warn({ replicas: acked, wanted, timeout_ms: timeout }, 'an append was not acknowledged by enough redis replicas; answered unavailable');
+      throw new EngineUnavailableError(
+        `only ${acked} of ${wanted} redis replicas acknowledged the append within ${timeout} ms (redis_wait_replicas: ${wanted}); the events may be stored`,
+      );
     }
   }
 

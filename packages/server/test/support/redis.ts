@@ -1,24 +1,32 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createServer, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { afterAll, beforeAll, beforeEach } from 'vitest';
 
 /**
- * A private redis-server for one test file: a free port on loopback, no persistence, a
- * temporary directory, killed on dispose. Never the default port 6379, so a developer's
- * own Redis is never touched.
+ * A private redis-server for one test file: a free port on loopback, a temporary
+ * directory, killed on dispose. Never the default port 6379, so a developer's own Redis
+ * is never touched. By default it runs as production should (`appendonly yes`,
+ * `appendfsync always`, no RDB snapshots), so the engine's default durability check passes.
  */
 export interface TestRedis extends AsyncDisposable {
   readonly url: string;
   readonly port: number;
-  /** Stops the server (SIGTERM, waits for exit). Its data is gone: there is no persistence. */
+  /** The server's data directory (its append-only file lives here). */
+  readonly dir: string;
+  /** Stops the server (SIGTERM, waits for exit). */
   stop(): Promise<void>;
   /** Kills the server at once (SIGKILL). */
   kill(): Promise<void>;
-  /** Starts it again on the same port (after stop or kill), empty. */
-  restart(): Promise<void>;
+  /**
+   * Starts it again on the same port (after stop or kill). By default its append-only
+   * file is discarded first, so it comes back as of its last explicit `SAVE` (empty when
+   * there was none), as a Redis without persistence would. `keepData: true` keeps the
+   * data dir: it loads its append-only file, i.e. what it acknowledged before it died.
+   */
+  restart(options?: { keepData?: boolean }): Promise<void>;
   /** Runs one command on a fresh connection (e.g. `FLUSHALL`) and returns the raw reply line. */
   command(...args: string[]): Promise<string>;
 }
@@ -72,17 +80,29 @@ export async function freePort(): Promise<number> {
   }
 }
 
+export interface TestRedisOptions {
+  /** `--appendonly`. @default true */
+  readonly appendonly?: boolean;
+  /** `--appendfsync` (with appendonly). @default 'always' */
+  readonly appendfsync?: 'always' | 'everysec' | 'no';
+  /** More `redis-server` arguments, e.g. `['--replicaof', '127.0.0.1', '1234']`. */
+  readonly args?: readonly string[];
+}
+
 /** Starts a redis-server and waits until it answers PING. */
-export async function startRedis(): Promise<TestRedis> {
+export async function startRedis(options: TestRedisOptions = {}): Promise<TestRedis> {
   const binary = findRedisServer();
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'tradesync-redis-'));
+  const appendonly = options.appendonly ?? true;
+  const appendfsync = options.appendfsync ?? 'always';
   let child: ChildProcess | undefined;
   let log = '';
 
-  const launch = async () => {
+  const launch = async (aof = appendonly) => {
     log = '';
-    const proc = spawn(binary, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], {
+    const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--dir', dir, '--appendonly', aof ? 'yes' : 'no', '--appendfsync', appendfsync];
+    const proc = spawn(binary, [...args, ...(options.args ?? [])], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     proc.stdout?.on('data', (chunk: Buffer) => (log = (log + chunk.toString()).slice(-4000)));
@@ -118,11 +138,18 @@ export async function startRedis(): Promise<TestRedis> {
   return {
     url: `redis://127.0.0.1:${port}`,
     port,
+    dir,
     stop: () => end('SIGTERM'),
     kill: () => end('SIGKILL'),
-    async restart() {
+    async restart(restartOptions = {}) {
       await end('SIGTERM');
-      await launch();
+      if (restartOptions.keepData || !appendonly) return launch();
+      // Forget the append-only file (Redis 7 keeps it under appendonlydir/, older ones in appendonly.aof).
+      for (const name of readdirSync(dir)) if (name.startsWith('appendonly')) rmSync(join(dir, name), { recursive: true, force: true });
+      if (!existsSync(join(dir, 'dump.rdb'))) return launch();
+      // With the AOF on, Redis would ignore the RDB: load it first, then turn the AOF on.
+      await launch(false);
+      await send(port, ['CONFIG', 'SET', 'appendonly', 'yes']);
     },
     command: (...args: string[]) => send(port, args),
     async [Symbol.asyncDispose]() {
@@ -140,14 +167,14 @@ export async function startRedis(): Promise<TestRedis> {
  * that need the server. The returned handle forwards to that server; use it only inside
  * hooks and tests.
  */
-export function useTestRedis(options: { flushBeforeEach?: boolean } = {}): TestRedis {
+export function useTestRedis(options: { flushBeforeEach?: boolean } & TestRedisOptions = {}): TestRedis {
   let current: TestRedis | undefined;
   const server = (): TestRedis => {
     if (!current) throw new Error('the test redis-server is not running: use it inside hooks and tests only');
     return current;
   };
   beforeAll(async () => {
-    current = await startRedis();
+    current = await startRedis(options);
   });
   afterAll(async () => {
     await current?.[Symbol.asyncDispose]();
@@ -165,9 +192,12 @@ export function useTestRedis(options: { flushBeforeEach?: boolean } = {}): TestR
     get port() {
       return server().port;
     },
+    get dir() {
+      return server().dir;
+    },
     stop: () => server().stop(),
     kill: () => server().kill(),
-    restart: () => server().restart(),
+    restart: (restartOptions?: { keepData?: boolean }) => server().restart(restartOptions),
     command: (...args: string[]) => server().command(...args),
     async [Symbol.asyncDispose]() {
       await current?.[Symbol.asyncDispose]();
