@@ -6,6 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { isIPv4, isIPv6 } from 'node:net';
+import proxyAddr from 'proxy-addr';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { isValidAccount } from '@tradesync/protocol';
@@ -27,6 +28,16 @@ const toMs = (s: number): number => Math.max(1, Math.round(s * 1000));
 const nonEmpty = z.string().trim().min(1);
 
 /** `scheme://host[:port]` exactly as a browser writes the Origin header (no path, no trailing slash), or `*`. */
+/** What proxy-addr (Fastify's trustProxy) accepts for one trusted proxy. */
+function isProxyAddress(value: string): boolean {
+  try {
+    proxyAddr.compile([value]);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 const originEntry = nonEmpty.refine((value) => value === '*' || normalizeOrigin(value) === value.toLowerCase(), {
   message: 'must be "*" or an origin such as https://desk.example.com or http://localhost:5173 (scheme, host and optional port; no path)',
 });
@@ -100,7 +111,7 @@ const rawSchema = z.strictObject({
   // Web pages (besides the gateway's own) that may open the WebSocket and call the REST API.
   allowed_origins: z.array(originEntry).default([]),
   // Peers (a load balancer, a reverse proxy) whose X-Forwarded-For names the real client.
-  trusted_proxies: z.array(nonEmpty).default([]),
+  trusted_proxies: z.array(nonEmpty.refine(isProxyAddress, 'must be an IP address, a CIDR range (10.0.0.0/8) or loopback, linklocal or uniquelocal')).default([]),
   // A bearer token that GET /metrics requires when set (Prometheus `authorization.credentials`).
   metrics_token: nonEmpty.optional(),
   // What the Redis engine requires of Redis before it acknowledges an append.

@@ -197,6 +197,8 @@ describe('allowed_origins', () => {
     for (const bad of ['evil.example', 'http://a.example/', 'http://a.example/path', 'ftp://a.example', 'http://user@a.example']) {
       expect(() => loadConfig({ env: { TRADESYNC_ALLOWED_ORIGINS: bad } }), bad).toThrow(/allowed_origins/);
     }
+    expect(() => loadConfig({ env: { TRADESYNC_TRUSTED_PROXIES: 'not-an-address' } })).toThrow(/trusted_proxies/);
+    expect(loadConfig({ env: { TRADESYNC_TRUSTED_PROXIES: '10.0.0.0/8, loopback' } }).trustedProxies).toEqual(['10.0.0.0/8', 'loopback']);
     expect(loadConfig({ flags: { allowedOrigins: 'https://desk.example.com,http://localhost:5173' } }).allowedOrigins).toEqual([
       'https://desk.example.com',
       'http://localhost:5173',
