@@ -97,6 +97,14 @@ describe('a web page of a foreign origin cannot reach the gateway (cross-site We
     expect(refusal).toMatchObject({ level: 40, origin: EVIL });
   });
 
+  it('logs a loop of refused upgrades once per address and window, counting every one', async () => {
+    const { logger, lines } = capturedLogger();
+    await using gw = await startGateway({}, { logger });
+    for (let i = 0; i < 50; i++) expect(await upgradeStatus(gw.url, { origin: EVIL })).toBe(403);
+    expect(lines.filter((l) => String(l.msg).includes('refused a WebSocket upgrade'))).toHaveLength(1);
+    expect(await metric(gw.url, 'tradesync_requests_refused_total', { reason: 'origin' })).toBe(50);
+  });
+
   it('accepts the gateway\'s own page under every loopback name, and clients that send no Origin', async () => {
     await using gw = await startGateway();
     const port = gw.gateway.port;

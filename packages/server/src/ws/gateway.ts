@@ -22,6 +22,9 @@ const AUTH_GRACE_MS = 10_000;
  * suspended laptop) is gone within 2 I of its last sign of life, as documented.
  */
 const SWEEPS_PER_INTERVAL = 4;
+/** Refused upgrades are logged once per reason and address per window, with a count of the rest: a loop of refusals must not flood the log. */
+const REFUSAL_LOG_WINDOW_MS = 10_000;
+const REFUSAL_LOG_KEYS = 10_000;
 const PING_AFTER = 0.75;
 const SILENT_LIMIT = 1.5;
 
@@ -37,6 +40,7 @@ export class WebSocketGateway {
   readonly #perAddress = new Map<string, number>();
   #heartbeat: NodeJS.Timeout | undefined;
   #lastSweep = 0;
+  readonly #refusalsLogged = new Map<string, { readonly until: number; suppressed: number }>();
 
   constructor(private readonly ctx: GatewayContext) {
     // The hard cap is above the advertised limit so an oversize frame can still be
@@ -65,26 +69,23 @@ export class WebSocketGateway {
    * node (503).
    */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    const { config, metrics, log, origins } = this.ctx;
+    const { config, origins } = this.ctx;
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (url.pathname !== '/ws') return refuse(socket, 404, 'Not Found');
     const address = this.ctx.clientAddress(req);
     const origin = req.headers.origin;
     if (!origins.allows(origin) || !origins.allowsHost(req.headers.host)) {
       const reason = origins.allows(origin) ? 'host' : 'origin';
-      metrics.requestsRefused.inc({ reason });
-      log.warn({ origin, host: req.headers.host, remote: address }, `refused a WebSocket upgrade: ${reason === 'origin' ? 'foreign origin' : 'unknown host'}`);
+      this.#refused(reason, address, { origin, host: req.headers.host }, `refused a WebSocket upgrade: ${reason === 'origin' ? 'foreign origin' : 'unknown host'}`);
       return refuse(socket, 403, 'Forbidden');
     }
     if (this.connections.size >= config.limits.maxConnections) {
-      metrics.requestsRefused.inc({ reason: 'connections' });
-      log.warn({ remote: address, limit: config.limits.maxConnections }, 'refused a WebSocket upgrade: the node is at limits.max_connections');
+      this.#refused('connections', address, { limit: config.limits.maxConnections }, 'refused a WebSocket upgrade: the node is at limits.max_connections');
       return refuse(socket, 503, 'Service Unavailable');
     }
     const held = this.connectionsFrom(address);
     if (held >= config.limits.maxConnectionsPerIp) {
-      metrics.requestsRefused.inc({ reason: 'connections_per_ip' });
-      log.warn({ remote: address, limit: config.limits.maxConnectionsPerIp }, 'refused a WebSocket upgrade: too many connections from this address');
+      this.#refused('connections_per_ip', address, { limit: config.limits.maxConnectionsPerIp }, 'refused a WebSocket upgrade: too many connections from this address');
       return refuse(socket, 429, 'Too Many Requests');
     }
     // Counted from now until the TCP socket closes, whatever happens in between (a failed
@@ -119,6 +120,21 @@ export class WebSocketGateway {
       if (socket.destroyed) return;
       this.#wss.handleUpgrade(req, socket, head, (ws) => this.#accept(ws, req, token, check));
     });
+  }
+
+  /** Counts a refused upgrade and logs it (see REFUSAL_LOG_WINDOW_MS). */
+  #refused(reason: string, address: string, fields: Record<string, unknown>, message: string): void {
+    this.ctx.metrics.requestsRefused.inc({ reason });
+    const key = `${reason} ${address}`;
+    const now = performance.now();
+    const seen = this.#refusalsLogged.get(key);
+    if (seen && seen.until > now) {
+      seen.suppressed++;
+      return;
+    }
+    if (this.#refusalsLogged.size >= REFUSAL_LOG_KEYS) this.#refusalsLogged.clear();
+    this.#refusalsLogged.set(key, { until: now + REFUSAL_LOG_WINDOW_MS, suppressed: 0 });
+    this.ctx.log.warn({ ...fields, remote: address, reason, ...(seen?.suppressed ? { not_logged_before: seen.suppressed } : {}) }, message);
   }
 
   #accept(ws: WebSocket, req: IncomingMessage, token: string | null, check: TokenCheck | undefined): void {
