@@ -5,3 +5,4 @@ export * from './entities.js';
 export * from './events.js';
 export * from './reducer.js';
 export * from './messages.js';
+export * from './sequencer.js';
