@@ -43,7 +43,9 @@ export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 /**
  * WebSocket close codes. 4000–4099: transient, resume (reconnect with backoff and
  * resubscribe with `since`). 4100–4199: re-authenticate before reconnecting.
- * 4200–4299: do not reconnect.
+ * 4200–4299: do not reconnect. This gateway sends none of that last range (it refuses
+ * nobody for good); the range is kept for what may stand in front of it (a proxy, an
+ * auth layer), so a client stops rather than retries when one is used.
  */
 export const CloseCode = {
   /** Normal closure (client or server shutting down cleanly). */
@@ -62,13 +64,20 @@ export const CloseCode = {
   HEARTBEAT_TIMEOUT: 4000,
   /** The client could not keep up: its send buffer passed the limit. Reconnect and resume. */
   SLOW_CONSUMER: 4008,
-  /** The server invalidated this connection's state: reconnect and take snapshots. */
+  /**
+   * The server invalidated this connection's state: reconnect and take snapshots. Sent
+   * when a stream's history vanished (new epoch) and the subscriber's send buffer cannot
+   * take the new snapshot in place (see the server's Fanout.reset).
+   */
   STATE_INVALIDATED: 4009,
   /** No token, or an invalid or expired one. Get a new token before reconnecting. */
   UNAUTHORIZED: 4001,
   /** Authentication expired during the session. */
   TOKEN_EXPIRED: 4101,
-  /** The server refuses this client for good (e.g. banned); do not reconnect. */
+  /**
+   * Refused for good; do not reconnect. Not sent by this gateway (see the range note
+   * above): named for clients, which stop on the whole 4200–4299 range.
+   */
   REJECTED: 4200,
 } as const;
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];

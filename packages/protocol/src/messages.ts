@@ -78,6 +78,8 @@ export const ConnectedMessage = z.looseObject({
   heartbeat_interval: z.number().int().positive(),
   server_version: z.string().optional(),
   auth_required: z.boolean().optional(),
+  /** The server's clock when it accepted the socket. */
+  server_time: IsoTime.optional(),
 });
 
 export const Snapshot = z.object({
@@ -125,6 +127,8 @@ export const InitialStateMessage = z.looseObject({
   type: z.literal('initial_state'),
   ...reply,
   success: z.literal(true),
+  /** The account the parts describe. */
+  account: z.string().optional(),
   data: z.record(z.string(), z.unknown()),
 });
 
@@ -138,7 +142,12 @@ export const CommandResultMessage = z.looseObject({
   error: z.object({ code: z.string(), message: z.string() }).optional(),
 });
 
-export const PongMessage = z.looseObject({ type: z.literal('pong'), ...reply });
+export const PongMessage = z.looseObject({
+  type: z.literal('pong'),
+  ...reply,
+  /** The `ping`'s data, echoed when it had any. */
+  data: z.record(z.string(), z.unknown()).optional(),
+});
 export const AuthenticatedMessage = z.looseObject({
   type: z.literal('authenticated'),
   ...reply,
@@ -224,3 +233,37 @@ export function parseServerMessage(value: unknown): { success: true; data: Serve
   const result = schema.safeParse(value);
   return result.success ? { success: true, data: result.data as ServerMessage } : { success: false, error: result.error };
 }
+
+/* ---------------------------------------------------------------------------
+ * Typed sending. A sender names a message `type` and gives its fields; the
+ * connection stamps the envelope (`type`, `id`, `sequence_number`, `timestamp`).
+ * ------------------------------------------------------------------------- */
+
+/** The schema of every server message `type` that is not a live event (live events are `EventMessage`). */
+export const SERVER_MESSAGES = replySchemas;
+export type ServerMessageType = keyof typeof SERVER_MESSAGES;
+/** The parsed message of one server `type`. */
+export type ServerMessageOf<T extends ServerMessageType> = z.infer<(typeof SERVER_MESSAGES)[T]>;
+
+/** What the connection stamps on every message; a sender never sets these. */
+export type EnvelopeField = 'type' | 'id' | 'sequence_number' | 'timestamp';
+
+/**
+ * Read-only all the way down: a sender only serializes what it is given, so it may
+ * pass readonly arrays and records (a principal's accounts, a plan's events).
+ */
+export type DeepReadonly<T> = T extends readonly (infer U)[]
+  ? readonly DeepReadonly<U>[]
+  : T extends object
+    ? { readonly [K in keyof T]: DeepReadonly<T[K]> }
+    : T;
+
+/**
+ * The declared fields of a server message, without the envelope: exactly the keys its
+ * schema names (the schemas are loose for readers, so older clients accept newer
+ * fields; a sender gets no such index signature, so a misspelt or undeclared field,
+ * a wrong type or a missing required field does not compile).
+ */
+export type ServerMessageFields<T extends ServerMessageType> = DeepReadonly<
+  Omit<z.infer<z.ZodObject<(typeof SERVER_MESSAGES)[T]['shape'], z.core.$strip>>, EnvelopeField>
+>;

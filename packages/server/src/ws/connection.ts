@@ -1,14 +1,22 @@
+/**
+ * One client socket and everything it owns. Over ~300 lines on purpose: its state
+ * (numbering, subscriptions, queued events, rate, heartbeat times, token expiry) is
+ * private and changes only through the methods here, so the other files cannot move
+ * it behind its back; the frames it shares with other connections live in frames.ts,
+ * the rate limit in ratelimit.ts. About a third of the file is comments.
+ */
 import { randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
-import { CloseCode, type ErrorCode } from '@tradesync/protocol';
+import { CloseCode, type ErrorCode, type ServerMessageFields, type ServerMessageType, type StreamPosition } from '@tradesync/protocol';
 import type { Principal } from '../auth.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
-import { TokenBucket } from './ratelimit.js';
+import { BatchFrames, withHead, type PendingEvent, type SharedMessage } from './frames.js';
+import { MessageRate, type RateVerdict } from './ratelimit.js';
 
 /** What a connection remembers of one subscription. */
-export interface Subscription {
+interface Subscription {
   readonly stream: string;
   readonly sessionId: string | undefined;
   /**
@@ -20,19 +28,19 @@ export interface Subscription {
   epoch: string;
 }
 
-/**
- * A live event as the fan-out queues it: ONE object per event, shared by the queue of
- * every subscriber (measured: a `{stream, offset, json}` per connection per event was
- * a visible share of the GC time at 1,000 clients, see docs/BENCHMARKS.md).
- */
-export interface PendingEvent {
+/** A subscription as others see it: where the connection stands on the stream. */
+export interface SubscriptionPosition {
   readonly stream: string;
+  readonly epoch: string;
   readonly offset: number;
-  /** The event serialized once for every connection: `{"type":…,"stream":…,…}`. */
-  readonly json: string;
-  /** `json` without its opening brace, UTF-8 encoded once, made by the first connection that sends it alone. */
-  tail: Buffer | undefined;
 }
+
+/**
+ * The messages a handler sends with `send`: every server message the protocol
+ * declares, except `batch_update`, which only `flush` builds (it must pass the
+ * duplicate filter and share its body between connections).
+ */
+export type ReplyType = Exclude<ServerMessageType, 'batch_update'>;
 
 /** Live frames are built as Buffers (see `flush`) but are JSON text: send them as text frames. */
 const TEXT_FRAME = { binary: false } as const;
@@ -48,34 +56,6 @@ const LAST_FRAGMENT = { binary: false, fin: true } as const;
  */
 const SHARE_TAIL_BYTES = 2048;
 
-/**
- * The `,"events":[…]}` tail of the last `batch_update` built. In a fan-out every
- * subscriber of a stream gets the same events in the same flush, so the 1,000 frames
- * of one flush differ only in their `sequence_number`: the joined, encoded body is
- * built once and reused while the next connection's events are the same objects.
- * (Measured: joining and encoding it per connection was the top self-time function,
- * `Connection.flush`, and most of the GC at 1,000 events/s × 1,000 clients.)
- */
-let lastBatch: readonly PendingEvent[] = [];
-let lastBatchTail: Buffer | undefined;
-
-function batchTail(events: readonly PendingEvent[]): Buffer {
-  if (lastBatchTail && events.length === lastBatch.length && events.every((e, i) => e === lastBatch[i])) return lastBatchTail;
-  let body = ',"events":[';
-  for (let i = 0; i < events.length; i++) body += (i === 0 ? '' : ',') + events[i]!.json;
-  lastBatch = events;
-  lastBatchTail = Buffer.from(body + ']}');
-  return lastBatchTail;
-}
-
-/** `head` (ASCII: digits, names, an ISO time) followed by a shared pre-encoded tail: one allocation and one copy. */
-function withHead(head: string, tail: Buffer): Buffer {
-  const frame = Buffer.allocUnsafe(head.length + tail.length);
-  frame.write(head, 0, 'latin1');
-  tail.copy(frame, head.length);
-  return frame;
-}
-
 export interface ConnectionOptions {
   readonly maxBufferedBytes: number;
   readonly messagesPerSecond: number;
@@ -86,30 +66,29 @@ export interface ConnectionOptions {
 /**
  * One client socket: numbering of everything sent (`connected` is 0, then +1 per
  * message), its subscriptions, the live events queued for its next frame, its rate
- * limit and the slow-consumer guard.
+ * limit, its heartbeat times and the slow-consumer guard. Its state changes only
+ * through its methods.
  */
 export class Connection {
   readonly id = randomUUID();
   readonly connectedAt = new Date();
-  readonly subscriptions = new Map<string, Subscription>();
-  readonly limiter: TokenBucket;
   readonly log: Logger;
+  readonly #socket: WebSocket;
+  readonly #subscriptions = new Map<string, Subscription>();
+  readonly #rate: MessageRate;
   #principal: Principal;
   #authenticated: boolean;
   /** Wall-clock time the peer was last heard from (for the admin list). */
-  lastSeen = Date.now();
+  #lastSeen = Date.now();
   /** Monotonic time (performance.now) the peer was last heard from: any frame or pong. */
-  lastHeard = performance.now();
+  #lastHeard = performance.now();
   /** Monotonic time of the last heartbeat ping (the connection's start counts as one). */
-  lastPing = performance.now();
-  messagesIn = 0;
-  framesOut = 0;
-  eventsOut = 0;
-  /** Messages dropped by the rate limit in the current abuse window, and when it began. */
-  rateLimitedInWindow = 0;
-  rateWindowStart = 0;
-  /** The processing of the latest admitted frame: the next one starts after it (see MessageHandlers.handle). */
-  inbox: Promise<void> = Promise.resolve();
+  #lastPing = performance.now();
+  #messagesIn = 0;
+  #framesOut = 0;
+  #eventsOut = 0;
+  /** The processing of the latest admitted frame: the next one starts after it (see `inOrder`). */
+  #inbox: Promise<void> = Promise.resolve();
   #seq = 0;
   #pending: PendingEvent[] = [];
   #corked = 0;
@@ -117,16 +96,17 @@ export class Connection {
   #expiry: NodeJS.Timeout | undefined;
 
   constructor(
-    readonly socket: WebSocket,
+    socket: WebSocket,
     principal: Principal,
     authenticated: boolean,
     private readonly options: ConnectionOptions,
     private readonly metrics: Metrics,
     log: Logger,
   ) {
+    this.#socket = socket;
     this.#principal = principal;
     this.#authenticated = authenticated;
-    this.limiter = new TokenBucket(options.messagesPerSecond, options.messageBurst);
+    this.#rate = new MessageRate(options.messagesPerSecond, options.messageBurst);
     this.log = log.child({ connection_id: this.id });
     this.#armExpiry();
   }
@@ -142,6 +122,71 @@ export class Connection {
   get remoteAddress(): string | undefined {
     return this.options.remoteAddress;
   }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Whether frames can still be written: not closing, and the socket open. */
+  get writable(): boolean {
+    return !this.#closed && this.#socket.readyState === this.#socket.OPEN;
+  }
+
+  /** Whether the socket is gone for good (its 'close' handler has run or is about to). */
+  get hungUp(): boolean {
+    return this.#socket.readyState === this.#socket.CLOSED;
+  }
+
+  get lastSequenceNumber(): number {
+    return this.#seq - 1;
+  }
+
+  /** Counters for the admin list and `get_initial_state`. */
+  get stats(): { readonly messagesIn: number; readonly framesOut: number; readonly eventsOut: number; readonly lastSeen: number; readonly bufferedBytes: number } {
+    return { messagesIn: this.#messagesIn, framesOut: this.#framesOut, eventsOut: this.#eventsOut, lastSeen: this.#lastSeen, bufferedBytes: this.#socket.bufferedAmount };
+  }
+
+  /* ------------------------------------------------------------ inbound */
+
+  /** Counts a frame from the peer (which proves it alive) and judges it against the rate limit. */
+  receive(): RateVerdict {
+    this.#messagesIn++;
+    this.heard();
+    return this.#rate.take();
+  }
+
+  /** Anything from the peer (a message, a pong) proves it alive. */
+  heard(): void {
+    this.#lastSeen = Date.now();
+    this.#lastHeard = performance.now();
+  }
+
+  /**
+   * Runs `step` once the previously queued step is done, so frames are processed in
+   * the order they came (see MessageHandlers.handle). A failing step is logged and
+   * does not stop the ones after it.
+   */
+  inOrder(step: () => Promise<void> | void): Promise<void> {
+    const done = this.#inbox.then(step).catch((err: unknown) => this.log.error({ err }, 'message processing failed'));
+    this.#inbox = done;
+    return done;
+  }
+
+  /* ------------------------------------------------------------ heartbeat */
+
+  /** Milliseconds since the peer was last heard from, at monotonic time `now`. */
+  silentFor(now: number): number {
+    return now - this.#lastHeard;
+  }
+
+  /** Sends a heartbeat ping when the last one is at least `everyMs` old and the socket is open. */
+  pingIfDue(now: number, everyMs: number): void {
+    if (now - this.#lastPing < everyMs || this.#socket.readyState !== this.#socket.OPEN) return;
+    this.#lastPing = now;
+    this.#socket.ping();
+  }
+
+  /* ------------------------------------------------------------ auth */
 
   /**
    * The connection now acts for `principal` (an `auth` message, possibly a refresh
@@ -180,30 +225,51 @@ export class Connection {
     this.close(CloseCode.TOKEN_EXPIRED, 'token expired');
   }
 
-  /** Anything from the peer (a message, a pong) proves it alive. */
-  heard(): void {
-    this.lastSeen = Date.now();
-    this.lastHeard = performance.now();
+  /* ------------------------------------------------------------ subscriptions (registered through Fanout) */
+
+  isSubscribed(stream: string): boolean {
+    return this.#subscriptions.has(stream);
   }
 
-  /** The socket closed: timers go, nothing more is queued. */
-  dispose(): void {
-    clearTimeout(this.#expiry);
-    this.#expiry = undefined;
-    this.#closed = true;
-    this.#pending = [];
+  get subscriptionCount(): number {
+    return this.#subscriptions.size;
   }
 
-  get closed(): boolean {
-    return this.#closed;
+  subscribedStreams(): string[] {
+    return [...this.#subscriptions.keys()];
   }
 
-  get lastSequenceNumber(): number {
-    return this.#seq - 1;
+  /** Where the connection stands on each stream: the epoch and the last offset it was given. */
+  positions(): SubscriptionPosition[] {
+    return [...this.#subscriptions.values()].map((s) => ({ stream: s.stream, epoch: s.epoch, offset: s.delivered }));
   }
 
-  /** Sends a reply or notice. Queued live events go first, so the order on the wire is the order things happened. */
-  send(type: string, fields: Record<string, unknown>, id?: string): void {
+  /** Records a subscription whose reply gives the stream up to `position` (call Fanout.subscribe, which also routes events here). */
+  track(stream: string, sessionId: string | undefined, position: StreamPosition): void {
+    this.#subscriptions.set(stream, { stream, sessionId, epoch: position.epoch, delivered: position.offset });
+  }
+
+  /** Forgets a subscription (through Fanout.unsubscribe); false when there was none. */
+  untrack(stream: string): boolean {
+    return this.#subscriptions.delete(stream);
+  }
+
+  /** The stream restarts at `position` (a new epoch): queued events at or below it are not sent. False when not subscribed. */
+  restart(stream: string, position: StreamPosition): boolean {
+    const sub = this.#subscriptions.get(stream);
+    if (!sub) return false;
+    sub.epoch = position.epoch;
+    sub.delivered = position.offset;
+    return true;
+  }
+
+  /* ------------------------------------------------------------ outbound */
+
+  /**
+   * Sends a reply or notice, typed by the protocol's schema of `type`. Queued live
+   * events go first, so the order on the wire is the order things happened.
+   */
+  send<T extends ReplyType>(type: T, fields: ServerMessageFields<T>, id?: string): void {
     if (this.#corked === 0) this.flush();
     this.#send(this.#frame(type, fields, id));
   }
@@ -211,6 +277,21 @@ export class Connection {
   sendError(code: ErrorCode, message: string, id?: string): void {
     this.metrics.errorsSent.inc({ code });
     this.send('error', { success: false, error: { code, message } }, id);
+  }
+
+  /**
+   * Sends a message serialized once for many connections (see SharedMessage), after the
+   * queued live events, unless it would take the send buffer past
+   * `limits.max_buffered_bytes`: then nothing is sent, and the caller decides.
+   */
+  sendShared(message: SharedMessage): boolean {
+    if (this.#corked === 0) this.flush();
+    if (!this.writable) return true;
+    const head = `{"type":"${message.type}","sequence_number":${this.#seq},"timestamp":"${new Date().toISOString()}"`;
+    if (this.#socket.bufferedAmount + head.length + message.tail.length > this.options.maxBufferedBytes) return false;
+    this.#seq++;
+    this.#sendParts(head, message.tail);
+    return true;
   }
 
   /** Queues a live event for the next frame (see Fanout); the event object is shared by all subscribers. */
@@ -230,14 +311,18 @@ export class Connection {
     if (--this.#corked === 0) this.flush();
   }
 
-  /** Writes the queued live events: one event alone, several as one `batch_update`. */
-  flush(batchTimestamp?: string): void {
+  /**
+   * Writes the queued live events: one event alone, several as one `batch_update`.
+   * `frames` is the fan-out flush this write belongs to (its batch bodies are shared
+   * with the other connections of that flush); a write of its own gets its own.
+   */
+  flush(frames?: BatchFrames): void {
     if (this.#corked > 0 || this.#pending.length === 0) return;
     const pending = this.#pending;
     this.#pending = [];
     const fresh: PendingEvent[] = [];
     for (const event of pending) {
-      const sub = this.subscriptions.get(event.stream);
+      const sub = this.#subscriptions.get(event.stream);
       if (!sub || event.offset <= sub.delivered) continue;
       sub.delivered = event.offset;
       fresh.push(event);
@@ -245,29 +330,33 @@ export class Connection {
     if (fresh.length === 0) return;
     const seq = this.#seq++;
     // Only the head differs between connections; the event bytes are encoded once and copied.
-    this.eventsOut += fresh.length;
+    this.#eventsOut += fresh.length;
     this.metrics.eventsDelivered.inc(fresh.length);
     if (fresh.length === 1) {
       const event = fresh[0]!;
       event.tail ??= Buffer.from(event.json.slice(1));
       this.#sendParts(`{"sequence_number":${seq},`, event.tail);
     } else {
-      this.#sendParts(`{"type":"batch_update","sequence_number":${seq},"timestamp":"${batchTimestamp ?? new Date().toISOString()}"`, batchTail(fresh));
+      const batch = frames ?? new BatchFrames();
+      this.#sendParts(`{"type":"batch_update","sequence_number":${seq},"timestamp":"${batch.timestamp}"`, batch.tail(fresh));
     }
   }
 
   /** One text message: this connection's `head`, then a `tail` shared with other connections. */
   #sendParts(head: string, tail: Buffer): void {
     if (tail.length < SHARE_TAIL_BYTES) return this.#send(withHead(head, tail));
-    if (this.#closed || this.socket.readyState !== this.socket.OPEN) return;
-    // Corked, so both fragments leave in one write as a single frame would.
-    const raw = (this.socket as unknown as { _socket?: Duplex })._socket;
+    if (!this.writable) return;
+    // Corked, so both fragments leave in one write as a single frame would (`_socket`:
+    // the TCP socket ws writes to, which it does not expose publicly).
+    const raw = (this.#socket as WebSocket & { readonly _socket?: Duplex })._socket;
     raw?.cork();
-    this.socket.send(Buffer.from(head, 'latin1'), FIRST_FRAGMENT);
-    this.socket.send(tail, LAST_FRAGMENT);
+    this.#socket.send(Buffer.from(head, 'latin1'), FIRST_FRAGMENT);
+    this.#socket.send(tail, LAST_FRAGMENT);
     raw?.uncork();
     this.#sent();
   }
+
+  /* ------------------------------------------------------------ closing */
 
   /** Starts the closing handshake; a peer that does not complete it within `graceMs` is cut off. */
   close(code: number, reason: string, graceMs = 2000): void {
@@ -275,11 +364,19 @@ export class Connection {
     this.#closed = true;
     this.#pending = [];
     clearTimeout(this.#expiry);
-    this.socket.close(code, reason);
-    setTimeout(() => this.socket.terminate(), graceMs).unref();
+    this.#socket.close(code, reason);
+    setTimeout(() => this.#socket.terminate(), graceMs).unref();
   }
 
-  #frame(type: string, fields: Record<string, unknown>, id?: string): string {
+  /** The socket closed: timers go, nothing more is queued. */
+  dispose(): void {
+    clearTimeout(this.#expiry);
+    this.#expiry = undefined;
+    this.#closed = true;
+    this.#pending = [];
+  }
+
+  #frame(type: ReplyType, fields: object, id?: string): string {
     const head = id === undefined ? { type } : { type, id };
     const frame = JSON.stringify({ ...head, sequence_number: this.#seq, timestamp: new Date().toISOString(), ...fields });
     // Numbered once it exists: a frame that failed to serialize takes no sequence number.
@@ -288,18 +385,18 @@ export class Connection {
   }
 
   #send(frame: string | Buffer): void {
-    if (this.#closed || this.socket.readyState !== this.socket.OPEN) return;
-    this.socket.send(frame, TEXT_FRAME);
+    if (!this.writable) return;
+    this.#socket.send(frame, TEXT_FRAME);
     this.#sent();
   }
 
   #sent(): void {
-    this.framesOut++;
+    this.#framesOut++;
     this.metrics.framesOut.inc();
-    if (this.socket.bufferedAmount > this.options.maxBufferedBytes) {
+    if (this.#socket.bufferedAmount > this.options.maxBufferedBytes) {
       // The peer reads slower than we write: stop here rather than buffer without bound.
       this.metrics.slowConsumerCloses.inc();
-      this.log.warn({ buffered: this.socket.bufferedAmount }, 'slow consumer closed');
+      this.log.warn({ buffered: this.#socket.bufferedAmount }, 'slow consumer closed');
       this.close(CloseCode.SLOW_CONSUMER, 'slow consumer: resume later');
     }
   }

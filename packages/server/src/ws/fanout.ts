@@ -1,7 +1,10 @@
+import { CloseCode, type StreamPosition } from '@tradesync/protocol';
 import type { StoredEvent } from '../engines/engine.js';
 import type { Metrics } from '../metrics.js';
-import type { AppliedEvent } from '../state/store.js';
-import type { Connection, PendingEvent } from './connection.js';
+import type { AppliedEvent, StreamEntry } from '../state/store.js';
+import type { Connection } from './connection.js';
+import { BatchFrames, SharedMessage, type PendingEvent } from './frames.js';
+import { snapshotOf } from './resume.js';
 
 /** An event as every subscriber receives it, serialized once. */
 export function serializeEvent(event: StoredEvent): string {
@@ -20,6 +23,9 @@ export function serializeEvent(event: StoredEvent): string {
  * is serialized once; each connection gets everything that became ready in the same
  * turn of the event loop as one frame, written on the next turn (`setImmediate`), so
  * no event waits to fill a batch.
+ *
+ * It is also the one place a subscription is registered: a connection is in a
+ * stream's subscriber set exactly when it tracks that stream.
  */
 export class Fanout {
   readonly #subscribers = new Map<string, Set<Connection>>();
@@ -29,27 +35,35 @@ export class Fanout {
 
   constructor(private readonly metrics: Metrics) {}
 
-  add(stream: string, connection: Connection): void {
+  /**
+   * Registers a subscription whose `subscribed` reply gives the stream up to `position`.
+   * False (nothing registered) when the peer has already hung up.
+   */
+  subscribe(connection: Connection, stream: string, sessionId: string | undefined, position: StreamPosition): boolean {
     // A peer can hang up while its subscribe is still being prepared (the handler awaits
     // the engine for missed events, which is real I/O for a networked engine). Once the
     // socket is CLOSED its 'close' handler has already run `removeAll`, so adding it now
     // would keep a dead connection subscribed forever: a leak, and work for every event.
     // (A socket still CLOSING is fine: `removeAll` runs when it closes.)
-    if (connection.socket.readyState === connection.socket.CLOSED) return;
+    if (connection.hungUp) return false;
+    connection.track(stream, sessionId, position);
     let set = this.#subscribers.get(stream);
     if (!set) this.#subscribers.set(stream, (set = new Set()));
     set.add(connection);
+    return true;
   }
 
-  remove(stream: string, connection: Connection): void {
+  unsubscribe(connection: Connection, stream: string): void {
+    connection.untrack(stream);
     const set = this.#subscribers.get(stream);
     if (!set) return;
     set.delete(connection);
     if (set.size === 0) this.#subscribers.delete(stream);
   }
 
+  /** The socket closed: it leaves every stream. */
   removeAll(connection: Connection): void {
-    for (const stream of connection.subscriptions.keys()) this.remove(stream, connection);
+    for (const stream of connection.subscribedStreams()) this.unsubscribe(connection, stream);
     this.#dirty.delete(connection);
   }
 
@@ -75,10 +89,32 @@ export class Fanout {
     }
   }
 
+  /**
+   * A stream's history vanished (new epoch): each subscriber gets the new state in
+   * place, as an unasked `subscribed` with a snapshot (serialized once for all). A
+   * subscriber whose send buffer cannot take that snapshot now is not sent it (pushing
+   * it would only trip the slow-consumer guard with the whole snapshot queued, and a
+   * reset of many streams at once would push them all): it is closed with 4009
+   * STATE_INVALIDATED, reconnects, and takes its snapshots by subscribing again.
+   */
+  reset(entry: StreamEntry): void {
+    const set = this.#subscribers.get(entry.name);
+    if (!set || set.size === 0) return;
+    const position = { epoch: entry.epoch, offset: entry.head };
+    const message = new SharedMessage('subscribed', { stream: entry.name, ...position, recovered: false, snapshot: snapshotOf(entry) });
+    for (const connection of set) {
+      connection.restart(entry.name, position);
+      if (connection.sendShared(message)) continue;
+      connection.log.warn({ stream: entry.name, epoch: entry.epoch, snapshot_bytes: message.tail.length }, 'stream reset: its snapshot does not fit the send buffer; closing with 4009');
+      connection.close(CloseCode.STATE_INVALIDATED, 'state invalidated: reconnect and take snapshots');
+    }
+  }
+
   readonly #flush = (): void => {
     this.#scheduled = false;
-    const timestamp = new Date().toISOString();
-    for (const connection of this.#dirty) connection.flush(timestamp);
+    // One BatchFrames per flush: connections that get the same events share one encoded body.
+    const frames = new BatchFrames();
+    for (const connection of this.#dirty) connection.flush(frames);
     this.#dirty.clear();
     const now = performance.now();
     for (const receivedAt of this.#received) this.metrics.appendToSend.observe((now - receivedAt) / 1000);

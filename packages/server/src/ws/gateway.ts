@@ -4,7 +4,6 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { CloseCode } from '@tradesync/protocol';
 import { ANONYMOUS, AuthError, type Principal } from '../auth.js';
 import type { GatewayContext } from '../context.js';
-import type { StreamEntry } from '../state/store.js';
 import { Connection } from './connection.js';
 import { authenticatedFields, MessageHandlers } from './handlers.js';
 
@@ -47,7 +46,8 @@ export class WebSocketGateway {
     // answered with PAYLOAD_TOO_LARGE before the 1009 close; past the cap ws closes at once.
     this.#wss = new WebSocketServer({ noServer: true, maxPayload: ctx.config.limits.maxPayloadBytes * 4, perMessageDeflate: false });
     this.#handlers = new MessageHandlers(ctx);
-    ctx.store.on('reset', (entry) => this.#onReset(entry));
+    // A stream's history vanished: its subscribers get the new state in place (or 4009, see Fanout.reset).
+    ctx.store.on('reset', (entry) => ctx.fanout.reset(entry));
   }
 
   start(): void {
@@ -207,10 +207,10 @@ export class WebSocketGateway {
     if (authenticated && token) conn.send('authenticated', authenticatedFields(principal));
     if (!authenticated) {
       setTimeout(() => {
-        if (!conn.authenticated && !conn.closed) {
-        conn.log.info('authentication timeout: no valid auth message within 10 s');
-        conn.close(CloseCode.UNAUTHORIZED, 'authentication timeout');
-      }
+          if (!conn.authenticated && !conn.closed) {
+          conn.log.info('authentication timeout: no valid auth message within 10 s');
+          conn.close(CloseCode.UNAUTHORIZED, 'authentication timeout');
+        }
       }, AUTH_GRACE_MS).unref();
     }
   }
@@ -230,33 +230,13 @@ export class WebSocketGateway {
     for (const conn of this.connections) {
       // A connection already closing is gone once its handshake or grace ends.
       if (conn.closed) continue;
-      if (!stalled && now - conn.lastHeard >= SILENT_LIMIT * interval) {
+      if (!stalled && conn.silentFor(now) >= SILENT_LIMIT * interval) {
         this.ctx.metrics.heartbeatCloses.inc();
-        conn.log.info({ silent_ms: Math.round(now - conn.lastHeard) }, 'heartbeat timeout: nothing heard from the peer');
+        conn.log.info({ silent_ms: Math.round(conn.silentFor(now)) }, 'heartbeat timeout: nothing heard from the peer');
         conn.close(CloseCode.HEARTBEAT_TIMEOUT, 'heartbeat timeout', Math.min(2000, Math.max(1, Math.round(interval / SWEEPS_PER_INTERVAL))));
         continue;
       }
-      if (now - conn.lastPing >= PING_AFTER * interval && conn.socket.readyState === conn.socket.OPEN) {
-        conn.lastPing = now;
-        conn.socket.ping();
-      }
-    }
-  }
-
-  /** A stream's history vanished: give its subscribers a fresh snapshot in place. */
-  #onReset(entry: StreamEntry): void {
-    for (const conn of this.connections) {
-      const sub = conn.subscriptions.get(entry.name);
-      if (!sub) continue;
-      sub.delivered = entry.head;
-      sub.epoch = entry.epoch;
-      conn.send('subscribed', {
-        stream: entry.name,
-        epoch: entry.epoch,
-        offset: entry.head,
-        recovered: false,
-        snapshot: { epoch: entry.epoch, offset: entry.head, state: entry.state },
-      });
+      conn.pingIfDue(now, PING_AFTER * interval);
     }
   }
 

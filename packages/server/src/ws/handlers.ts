@@ -9,7 +9,9 @@ import {
   type ClientMessageData,
   type ClientMessageType,
   type InitialStatePart,
+  type ServerMessageFields,
 } from '@tradesync/protocol';
+import type { z } from 'zod';
 import { AuthError, canReadStream, resolveAccount, type Principal } from '../auth.js';
 import { runCommand } from '../commands.js';
 import { EngineUnavailableError } from '../engines/engine.js';
@@ -19,11 +21,11 @@ import { MAX_NESTING, nestedDeeperThan } from '../nesting.js';
 import type { Connection } from './connection.js';
 import { planSubscription, prefetchMissed } from './resume.js';
 
-/** Rate-limit drops are counted over this window to tell a burst from a flood. */
-const RATE_ABUSE_WINDOW_MS = 10_000;
-
 /** How long a resume waits for this node to catch up with the position a client brings. */
 const CATCH_UP_WAIT_MS = 2000;
+
+/** The protocol's data schema of each client message, typed per message so `#dispatch` can pair it with its handler. */
+const DATA_SCHEMAS: { readonly [T in ClientMessageType]: z.ZodType<ClientMessageData<T>> } = CLIENT_MESSAGES;
 
 type Handler<T extends ClientMessageType> = (conn: Connection, data: ClientMessageData<T>, id: string | undefined) => Promise<void> | void;
 
@@ -48,16 +50,12 @@ export class MessageHandlers {
    */
   handle(conn: Connection, raw: string, bytes: number): Promise<void> {
     if (this.#condemned.has(conn)) return Promise.resolve();
-    const step = this.#admit(conn, raw, bytes);
-    const done = conn.inbox.then(step).catch((err: unknown) => conn.log.error({ err }, 'message processing failed'));
-    conn.inbox = done;
-    return done;
+    return conn.inOrder(this.#admit(conn, raw, bytes));
   }
 
   /** The abuse checks: what to do with this frame, in its turn. */
   #admit(conn: Connection, raw: string, bytes: number): () => Promise<void> | void {
-    conn.messagesIn++;
-    conn.heard();
+    const rate = conn.receive();
     const { limits } = this.ctx.config;
     if (bytes > limits.maxPayloadBytes) {
       this.#condemned.add(conn);
@@ -66,18 +64,12 @@ export class MessageHandlers {
         conn.close(CloseCode.MESSAGE_TOO_BIG, 'message too big');
       };
     }
-    if (!conn.limiter.take()) {
-      // Every dropped message is answered; more drops than a burst's worth within one
-      // abuse window is a flood that goes on, fast or slow, and closes the connection.
-      const now = Date.now();
-      if (now - conn.rateWindowStart > RATE_ABUSE_WINDOW_MS) {
-        conn.rateWindowStart = now;
-        conn.rateLimitedInWindow = 0;
-      }
-      if (++conn.rateLimitedInWindow > limits.messageBurst) {
-        this.#condemned.add(conn);
-        return () => conn.close(CloseCode.POLICY_VIOLATION, 'message rate limit exceeded');
-      }
+    // Every dropped message is answered; a flood that goes on (see MessageRate) closes the connection.
+    if (rate === 'flood') {
+      this.#condemned.add(conn);
+      return () => conn.close(CloseCode.POLICY_VIOLATION, 'message rate limit exceeded');
+    }
+    if (rate === 'dropped') {
       return () => conn.sendError(ErrorCode.RATE_LIMITED, `more than ${limits.messagesPerSecond} messages per second; message dropped`);
     }
     return () => this.#process(conn, raw);
@@ -115,14 +107,8 @@ export class MessageHandlers {
       conn.sendError(ErrorCode.UNAUTHORIZED, 'authenticate first: send {"type":"auth","data":{"token":"…"}}', id);
       return;
     }
-    const data = CLIENT_MESSAGES[type].safeParse(envelope.data.data ?? {});
-    if (!data.success) {
-      conn.sendError(ErrorCode.INVALID_MESSAGE, describe(data.error.issues, type), id);
-      return;
-    }
-    if (conn.log.isLevelEnabled('debug')) conn.log.debug({ msg_type: type, request_id: id }, 'message');
     try {
-      await (this.#handlers[type] as Handler<typeof type>)(conn, data.data as never, id);
+      await this.#dispatch(conn, type, envelope.data.data ?? {}, id);
     } catch (err) {
       if (err instanceof EngineUnavailableError) {
         conn.sendError(ErrorCode.UNAVAILABLE, 'the event log is unavailable; try again shortly', id);
@@ -133,13 +119,26 @@ export class MessageHandlers {
     }
   }
 
+  /**
+   * Validates the data of a `type` message with that type's schema and runs its handler.
+   * Both are looked up by the same generic `T`, so the parsed data has exactly the type
+   * the handler takes (no cast between the schema and the handler).
+   */
+  async #dispatch<T extends ClientMessageType>(conn: Connection, type: T, raw: unknown, id: string | undefined): Promise<void> {
+    const data = DATA_SCHEMAS[type].safeParse(raw);
+    if (!data.success) return conn.sendError(ErrorCode.INVALID_MESSAGE, describe(data.error.issues, type), id);
+    if (conn.log.isLevelEnabled('debug')) conn.log.debug({ msg_type: type, request_id: id }, 'message');
+    const handler: Handler<T> = this.#handlers[type];
+    await handler(conn, data.data, id);
+  }
+
   readonly #handlers: { [T in ClientMessageType]: Handler<T> } = {
     subscribe: async (conn, data, id) => {
       const ref = parseStream(data.stream);
       if (!ref) return conn.sendError(ErrorCode.INVALID_STREAM, `unknown or malformed stream "${data.stream}"`, id);
       if (!canReadStream(conn.principal, ref)) return conn.sendError(ErrorCode.FORBIDDEN, `not allowed to read ${ref.name}`, id);
       const { maxSubscriptions } = this.ctx.config.limits;
-      if (!conn.subscriptions.has(ref.name) && conn.subscriptions.size >= maxSubscriptions) {
+      if (!conn.isSubscribed(ref.name) && conn.subscriptionCount >= maxSubscriptions) {
         return conn.sendError(ErrorCode.TOO_MANY_SUBSCRIPTIONS, `at most ${maxSubscriptions} subscriptions per connection`, id);
       }
       const { maxRecoveryEvents } = this.ctx.config.history;
@@ -153,12 +152,11 @@ export class MessageHandlers {
       }
       const prefetched = await prefetchMissed(this.ctx.store, this.ctx.engine, entry, data.since, maxRecoveryEvents);
       // The client may have hung up while we read: then there is nobody to register.
-      if (conn.closed || conn.socket.readyState !== conn.socket.OPEN) return;
+      if (!conn.writable) return;
       // From here to the send, nothing awaits: the plan, the registration and the reply
       // describe the same moment of the stream.
       const plan = planSubscription(this.ctx.store, entry, data.since, prefetched, maxRecoveryEvents);
-      conn.subscriptions.set(ref.name, { stream: ref.name, sessionId: data.params?.session_id, delivered: plan.offset, epoch: plan.epoch });
-      this.ctx.fanout.add(ref.name, conn);
+      this.ctx.fanout.subscribe(conn, ref.name, data.params?.session_id, plan);
       if (data.since) this.ctx.metrics.resumes.inc({ result: plan.recovered ? 'recovered' : 'snapshot' });
       conn.send('subscribed', { stream: ref.name, ...plan }, id);
     },
@@ -166,8 +164,7 @@ export class MessageHandlers {
     unsubscribe: (conn, data, id) => {
       const ref = parseStream(data.stream);
       if (!ref) return conn.sendError(ErrorCode.INVALID_STREAM, `unknown or malformed stream "${data.stream}"`, id);
-      conn.subscriptions.delete(ref.name);
-      this.ctx.fanout.remove(ref.name, conn);
+      this.ctx.fanout.unsubscribe(conn, ref.name);
       conn.send('unsubscribed', { stream: ref.name }, id);
     },
 
@@ -194,17 +191,18 @@ export class MessageHandlers {
         portfolio: () => portfolioPart(store, account),
         balances: () => balancesPart(store, account),
         orders: () => ordersPart(store, account),
-        subscriptions: () => ({
-          streams: [...conn.subscriptions.values()].map((s) => ({ stream: s.stream, epoch: s.epoch, offset: s.delivered })),
-        }),
-        connection: () => ({
-          connection_id: conn.id,
-          connected_at: conn.connectedAt.toISOString(),
-          message_count: conn.messagesIn,
-          frames_sent: conn.framesOut,
-          events_sent: conn.eventsOut,
-          last_sequence_number: conn.lastSequenceNumber,
-        }),
+        subscriptions: () => ({ streams: conn.positions() }),
+        connection: () => {
+          const stats = conn.stats;
+          return {
+            connection_id: conn.id,
+            connected_at: conn.connectedAt.toISOString(),
+            message_count: stats.messagesIn,
+            frames_sent: stats.framesOut,
+            events_sent: stats.eventsOut,
+            last_sequence_number: conn.lastSequenceNumber,
+          };
+        },
       };
       const out: Record<string, unknown> = {};
       for (const part of include as InitialStatePart[]) out[part] = parts[part]();
@@ -265,12 +263,9 @@ export class MessageHandlers {
   #authenticate(conn: Connection, principal: Principal): void {
     conn.setPrincipal(principal);
     // Streams the new token may not read are dropped.
-    for (const stream of [...conn.subscriptions.keys()]) {
+    for (const stream of conn.subscribedStreams()) {
       const ref = parseStream(stream);
-      if (ref && !canReadStream(principal, ref)) {
-        conn.subscriptions.delete(stream);
-        this.ctx.fanout.remove(stream, conn);
-      }
+      if (ref && !canReadStream(principal, ref)) this.ctx.fanout.unsubscribe(conn, stream);
     }
   }
 
@@ -283,7 +278,7 @@ export class MessageHandlers {
   }
 }
 
-export function authenticatedFields(principal: Principal): Record<string, unknown> {
+export function authenticatedFields(principal: Principal): ServerMessageFields<'authenticated'> {
   return { subject: principal.subject ?? undefined, accounts: principal.accounts, can_trade: principal.canTrade };
 }
 

@@ -55,5 +55,12 @@ export function planSubscription(
       }
     }
   }
-  return { recovered: false, epoch, offset: head, snapshot: { epoch, offset: head, state: entry.state as unknown as Record<string, unknown> } };
+  return { recovered: false, epoch, offset: head, snapshot: snapshotOf(entry) };
+}
+
+/** The stream's state at its head, as a `subscribed` reply carries it. */
+export function snapshotOf(entry: StreamEntry): Snapshot {
+  // A shallow copy of the top level (a handful of collections), which also makes the
+  // typed state a plain record without a cast.
+  return { epoch: entry.epoch, offset: entry.head, state: { ...entry.state } };
 }

@@ -1,0 +1,75 @@
+/**
+ * Frames serialized once for many connections. Only a frame's head differs between
+ * connections (its `sequence_number`); the rest is encoded once and shared.
+ */
+import type { ServerMessageFields, ServerMessageType } from '@tradesync/protocol';
+
+/**
+ * A live event as the fan-out queues it: ONE object per event, shared by the queue of
+ * every subscriber (measured: a `{stream, offset, json}` per connection per event was
+ * a visible share of the GC time at 1,000 clients, see docs/BENCHMARKS.md).
+ */
+export interface PendingEvent {
+  readonly stream: string;
+  readonly offset: number;
+  /** The event serialized once for every connection: `{"type":…,"stream":…,…}`. */
+  readonly json: string;
+  /** `json` without its opening brace, UTF-8 encoded once, made by the first connection that sends it alone. */
+  tail: Buffer | undefined;
+}
+
+/**
+ * The `batch_update` frames of one fan-out flush. In a fan-out every subscriber of a
+ * stream gets the same events in the same flush, so the 1,000 frames of one flush
+ * differ only in their `sequence_number`: the joined, encoded `,"events":[…]}` tail is
+ * built once and reused while the next connection's events are the same objects.
+ * (Measured: joining and encoding it per connection was the top self-time function,
+ * `Connection.flush`, and most of the GC at 1,000 events/s × 1,000 clients.)
+ *
+ * One instance belongs to one flush of one gateway's fan-out, so nothing is shared
+ * between gateways in a process, and the cache is dropped with the flush.
+ */
+export class BatchFrames {
+  #last: readonly PendingEvent[] = [];
+  #lastTail: Buffer | undefined;
+
+  /** `timestamp`: the one time every `batch_update` of this flush carries. */
+  constructor(readonly timestamp: string = new Date().toISOString()) {}
+
+  /** The shared tail for these events: the cached one when they are the same objects as last time. */
+  tail(events: readonly PendingEvent[]): Buffer {
+    const last = this.#last;
+    if (this.#lastTail && events.length === last.length && events.every((e, i) => e === last[i])) return this.#lastTail;
+    let body = ',"events":[';
+    for (let i = 0; i < events.length; i++) body += (i === 0 ? '' : ',') + events[i]!.json;
+    this.#last = events;
+    this.#lastTail = Buffer.from(body + ']}');
+    return this.#lastTail;
+  }
+}
+
+/**
+ * A server message sent unasked to many connections at once (a snapshot in place after
+ * a stream's epoch reset): its fields are serialized and encoded once, typed like
+ * `Connection.send`; each connection adds `{"type":…,"sequence_number":…,"timestamp":…`.
+ */
+export class SharedMessage<T extends ServerMessageType = ServerMessageType> {
+  /** `,"field":…}`: everything after the envelope, UTF-8 encoded once. */
+  readonly tail: Buffer;
+
+  constructor(
+    readonly type: T,
+    fields: ServerMessageFields<T>,
+  ) {
+    const json = JSON.stringify(fields);
+    this.tail = Buffer.from(json === '{}' ? '}' : `,${json.slice(1)}`);
+  }
+}
+
+/** `head` (ASCII: digits, names, an ISO time) followed by a shared pre-encoded tail: one allocation and one copy. */
+export function withHead(head: string, tail: Buffer): Buffer {
+  const frame = Buffer.allocUnsafe(head.length + tail.length);
+  frame.write(head, 0, 'latin1');
+  tail.copy(frame, head.length);
+  return frame;
+}
