@@ -1,7 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
 import { EngineUnavailableError } from '../src/engines/engine.js';
-import { RedisEngine, type RedisEngineOptions } from '../src/engines/redis.js';
-import { judgeDurability, parseInfo } from '../src/engines/redis-durability.js';
+import { judgeDurability, parseInfo, RedisEngine, type RedisEngineOptions } from '../src/engines/redis/index.js';
 import { http, order, publish, startGateway } from './support/harness.js';
 import { startRedis, type TestRedisOptions } from './support/redis.js';
 

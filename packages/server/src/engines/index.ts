@@ -2,7 +2,7 @@ import type { GatewayConfig } from '../config.js';
 import { createLogger } from '../logger.js';
 import type { Engine } from './engine.js';
 import { EmbeddedEngine } from './embedded.js';
-import { RedisEngine } from './redis.js';
+import { RedisEngine } from './redis/index.js';
 
 /** Chooses the engine named by the configuration; the only place that knows them all. */
 export function createEngine(config: GatewayConfig): Engine {

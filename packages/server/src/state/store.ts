@@ -1,8 +1,11 @@
 import { EventEmitter } from 'node:events';
-import { applyEvents, initialState, parseStream, type StreamKind, type StreamRef, type StreamState } from '@tradesync/protocol';
+import { initialState, parseStream, Sequencer, type StreamKind, type StreamRef, type StreamState } from '@tradesync/protocol';
 import type { Engine, StoredEvent, StreamHead } from '../engines/engine.js';
 import type { Logger } from '../logger.js';
 import type { MigrationRegistry } from './migrations.js';
+import { applyMany, emptyEntry, rebuildEntry, StateRebuildError } from './rebuild.js';
+
+export { StateRebuildError } from './rebuild.js';
 
 /**
  * The gateway's materialized view of every stream: current state (through the one
@@ -11,7 +14,9 @@ import type { MigrationRegistry } from './migrations.js';
  *
  * Events enter only through the engine's tail (`onAppend`), in offset order per
  * stream; `events` is emitted after they are applied, so a listener that reads a
- * stream's head sees the events it is told about already included.
+ * stream's head sees the events it is told about already included. Each stream's
+ * protocol `Sequencer` judges what arrives (next, duplicate, past a hole); a hole or a
+ * new epoch is answered by re-reading the log while later events wait in the sequencer.
  */
 export interface StreamEntry {
   readonly name: string;
@@ -43,18 +48,18 @@ export interface StoreEvents {
   reset: [entry: StreamEntry];
 }
 
-/** The stored data of a stream cannot be turned back into its exact state. */
-export class StateRebuildError extends Error {
-  override readonly name = 'StateRebuildError';
-}
-
 /** Wait before retrying a catch-up that failed (the engine was unreachable). */
 const CATCH_UP_RETRY_MS = 1000;
 
 export class StreamStore extends EventEmitter<StoreEvents> {
   readonly #entries = new Map<string, StreamEntry>();
-  /** Streams whose log must be re-read from the engine after a detected gap. */
-  readonly #catchingUp = new Map<string, StoredEvent[]>();
+  /**
+   * Per stream, where its entry stands (`head === entry.head`, same epoch) and the live
+   * events held while its log is re-read. Created from the entry, moved with it on a reset.
+   */
+  readonly #sequencers = new Map<string, Sequencer<StoredEvent>>();
+  /** Streams whose log is being re-read from the engine (after a gap, a reset, a `reach`). */
+  readonly #catchingUp = new Set<string>();
   /** Streams to catch up once more when their current catch-up ends (a reset was reported meanwhile, or it failed). */
   readonly #again = new Set<string>();
   #closed = false;
@@ -111,7 +116,7 @@ export class StreamStore extends EventEmitter<StoreEvents> {
     // Another call may have created it while we waited.
     const raced = this.#entries.get(ref.name);
     if (raced) return raced;
-    const entry = this.#emptyEntry(ref, head);
+    const entry = emptyEntry(ref, head);
     this.#entries.set(ref.name, entry);
     return entry;
   }
@@ -153,52 +158,18 @@ export class StreamStore extends EventEmitter<StoreEvents> {
     return entry.window.slice(after - first + 1);
   }
 
-  #emptyEntry(ref: StreamRef, head: StreamHead): StreamEntry {
-    return { name: ref.name, ref, kind: ref.kind, epoch: head.epoch, head: 0, state: initialState(ref.kind), window: [], snapshotOffset: 0 };
-  }
-
-  async #rebuild(ref: StreamRef): Promise<StreamEntry> {
-    const head = await this.engine.head(ref.name);
-    const entry = this.#emptyEntry(ref, head);
-    const snapshot = await this.engine.loadSnapshot(ref.name);
-    let unusable: string | undefined;
-    if (snapshot && snapshot.epoch === head.epoch) {
-      try {
-        entry.state = this.migrations.migrate(snapshot.state, snapshot.schemaVersion, ref.kind) as StreamState;
-        entry.head = snapshot.offset;
-        entry.snapshotOffset = snapshot.offset;
-      } catch (err) {
-        unusable = (err as Error).message;
-        this.log.error({ err, stream: ref.name }, 'snapshot cannot be migrated; rebuilding from the log alone');
-      }
-    }
-    const page = 1000;
-    for (;;) {
-      const result = await this.engine.read(ref.name, entry.head, page);
-      if (result.trimmed) {
-        // Compaction keeps a snapshot at or past every trim point, so this happens only
-        // when that snapshot could not be used. Serving the rest would be serving wrong
-        // state under the same epoch (and the next compaction would overwrite the only
-        // complete copy): refuse instead, and say what to do.
-        throw new StateRebuildError(
-          `stream ${ref.name}: its snapshot cannot be used (${unusable ?? 'missing'}) and its log was trimmed past it (first kept offset ${head.first}); ` +
-            'the state cannot be rebuilt exactly. Run a server version that reads this snapshot, or remove the stream\'s data to start it over.',
-        );
-      }
-      this.#applyMany(entry, result.events);
-      if (result.events.length < page) break;
-    }
-    return entry;
-  }
-
-  /** Applies contiguous events of one stream: one reducer batch, one window append. */
   #applyMany(entry: StreamEntry, events: readonly StoredEvent[]): void {
-    if (events.length === 0) return;
-    entry.state = applyEvents(entry.state, events);
-    entry.head = events[events.length - 1]!.offset;
-    entry.window.push(...events);
-    // Trim the window in chunks so the copy is amortized.
-    if (entry.window.length > this.options.memoryWindow * 2) entry.window = entry.window.slice(-this.options.memoryWindow);
+    applyMany(entry, events, this.options.memoryWindow);
+  }
+
+  #rebuild(ref: StreamRef): Promise<StreamEntry> {
+    return rebuildEntry(ref, { engine: this.engine, migrations: this.migrations, log: this.log, memoryWindow: this.options.memoryWindow });
+  }
+
+  #sequencerOf(entry: StreamEntry): Sequencer<StoredEvent> {
+    let sequencer = this.#sequencers.get(entry.name);
+    if (!sequencer) this.#sequencers.set(entry.name, (sequencer = new Sequencer(Number.POSITIVE_INFINITY, { epoch: entry.epoch, offset: entry.head })));
+    return sequencer;
   }
 
   #ingest(events: readonly StoredEvent[]): void {
@@ -207,28 +178,36 @@ export class StreamStore extends EventEmitter<StoreEvents> {
     // Events are judged one by one against the head, then applied per stream in one batch.
     const batches = new Map<StreamEntry, StoredEvent[]>();
     for (const event of events) {
-      const buffered = this.#catchingUp.get(event.stream);
-      if (buffered) {
-        buffered.push(event);
-        continue;
-      }
       const entry = this.#entryForEvent(event);
       if (!entry) continue;
-      if (event.epoch !== entry.epoch || event.offset > entry.head + 1) {
-        // A gap or a new epoch: the log has what we missed; re-read it in order.
-        this.#catchingUp.set(event.stream, [event]);
-        void this.#catchUp(entry);
-        continue;
+      switch (this.#sequencerOf(entry).offer(event)) {
+        case 'applied': {
+          let batch = batches.get(entry);
+          if (!batch) batches.set(entry, (batch = []));
+          batch.push(event);
+          applied.push({ event, receivedAt: now });
+          break;
+        }
+        case 'gap':
+          // A hole or a new epoch: the log has what we missed; re-read it in order (the
+          // sequencer keeps this event and the next ones until then).
+          this.#startCatchUp(entry);
+          break;
+        case 'duplicate': // already applied (a repeated delivery)
+        case 'buffered': // a catch-up is in flight; it drains the sequencer when done
+          break;
       }
-      if (event.offset <= entry.head) continue; // already applied (duplicate delivery)
-      let batch = batches.get(entry);
-      if (!batch) batches.set(entry, (batch = []));
-      batch.push(event);
-      entry.head = event.offset;
-      applied.push({ event, receivedAt: now });
     }
     for (const [entry, batch] of batches) this.#applyMany(entry, batch);
     if (applied.length > 0) this.emit('events', applied);
+  }
+
+  /** Applies events the sequencer handed out (contiguous, past the head) and tells the listeners. */
+  #applyInOrder(entry: StreamEntry, events: readonly StoredEvent[]): void {
+    if (events.length === 0) return;
+    this.#applyMany(entry, events);
+    const now = performance.now();
+    this.emit('events', events.map((event) => ({ event, receivedAt: now })));
   }
 
   #entryForEvent(event: StoredEvent): StreamEntry | undefined {
@@ -236,48 +215,46 @@ export class StreamStore extends EventEmitter<StoreEvents> {
     if (existing) return existing;
     const ref = parseStream(event.stream);
     if (!ref) return undefined;
-    const entry = this.#emptyEntry(ref, { epoch: event.epoch, offset: 0, first: 1 });
+    const entry = emptyEntry(ref, { epoch: event.epoch, offset: 0, first: 1 });
     this.#entries.set(ref.name, entry);
     return entry;
   }
 
+  #startCatchUp(entry: StreamEntry): void {
+    this.#catchingUp.add(entry.name);
+    void this.#catchUp(entry);
+  }
+
   async #catchUp(entry: StreamEntry): Promise<void> {
+    const sequencer = this.#sequencerOf(entry);
     try {
       const head = await this.engine.head(entry.name);
       if (head.epoch !== entry.epoch) {
         await this.#reset(entry.name, head);
       } else {
         const result = await this.engine.read(entry.name, entry.head, Math.max(1, head.offset - entry.head));
-        const applied: AppliedEvent[] = [];
         if (result.trimmed) {
           await this.#reset(entry.name, head);
         } else {
-          const now = performance.now();
-          const contiguous: StoredEvent[] = [];
-          let next = entry.head + 1;
-          for (const event of result.events) {
-            if (event.offset !== next) continue;
-            contiguous.push(event);
-            applied.push({ event, receivedAt: now });
-            next++;
-          }
-          this.#applyMany(entry, contiguous);
-          if (applied.length > 0) this.emit('events', applied);
+          // Read in order from the authority: each is the next one or already applied.
+          this.#applyInOrder(entry, result.events.filter((event) => sequencer.take(event) === 'applied'));
         }
       }
     } catch (err) {
       this.log.error({ err, stream: entry.name }, 'catching up a stream failed');
       // Retry, but not at once: the engine is most likely unreachable right now (a shared
-      // engine can be), and re-ingesting the gap straight away would spin.
+      // engine can be), and re-reading the gap straight away would spin.
       if (!(err instanceof StateRebuildError)) {
         this.#again.add(entry.name);
         await new Promise((resolve) => setTimeout(resolve, CATCH_UP_RETRY_MS).unref());
       }
     } finally {
-      const buffered = this.#catchingUp.get(entry.name) ?? [];
       this.#catchingUp.delete(entry.name);
-      // Whatever arrived meanwhile goes through the normal path (duplicates are skipped).
-      this.#ingest(buffered.filter((e) => e.epoch === entry.epoch));
+      // Whatever arrived meanwhile and continues the head is applied; events of another
+      // epoch and duplicates are dropped; a hole still open means one more catch-up.
+      const { ready, gap } = sequencer.drain();
+      this.#applyInOrder(entry, ready);
+      if (gap && !this.#closed) this.#startCatchUp(entry);
       if (this.#again.delete(entry.name)) this.#resync(entry.name);
     }
   }
@@ -294,8 +271,8 @@ export class StreamStore extends EventEmitter<StoreEvents> {
       this.#again.add(name);
       return;
     }
-    this.#catchingUp.set(name, []);
-    void this.#catchUp(entry);
+    this.#sequencerOf(entry).hold();
+    this.#startCatchUp(entry);
   }
 
   /** The stream's history vanished (new epoch): rebuild it from what the engine has now. */
@@ -308,6 +285,8 @@ export class StreamStore extends EventEmitter<StoreEvents> {
     this.log.warn({ stream: name, epoch: head.epoch }, 'stream history was lost; new epoch');
     if (entry) Object.assign(entry, rebuilt);
     else this.#entries.set(name, rebuilt);
+    // Events held meanwhile continue from the rebuilt position (those of the old epoch are dropped).
+    this.#sequencers.get(name)?.moveTo(rebuilt.epoch, rebuilt.head);
     this.emit('reset', this.#entries.get(name)!);
   }
 }
