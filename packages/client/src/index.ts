@@ -2,7 +2,9 @@ export { TradeSyncClient, httpBase, type ClientEvents, type CommandOptions, type
 export { getClient, releaseClient } from './registry.js';
 export { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
 export { ClientClosedError, ConnectionLostError, RequestTimeoutError, ServerError, TradeSyncError } from './errors.js';
+export { HistoryTrimmedError, HttpError, type EventsPage, type ReadEventsOptions } from './rest.js';
 export type { ClientOptions, Logger, WebSocketConstructor, WebSocketLike } from './options.js';
+export type { Timers } from './timers.js';
 export { StreamReplica, type LiveEvent, type LiveOutcome, type SubscribedReply, type SyncResult } from './replica.js';
 export { describeStatus, type ClientStatus, type ConnectionState } from './status.js';
 export type { StateChangeReason, StreamListener, SyncedInfo, SyncFailedInfo } from './subscription.js';

@@ -1,4 +1,5 @@
 import { DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
+import { systemTimers, type Timers } from './timers.js';
 
 /** The parts of the WebSocket API the client uses (the browser's, or `ws` in Node). */
 export interface WebSocketLike {
@@ -50,6 +51,8 @@ export interface ClientOptions {
   readonly logger?: Logger;
   /** Randomness for jitter (tests pin it). @default Math.random */
   readonly random?: () => number;
+  /** Timers and clock (tests control time). @default the global timers and `Date.now` */
+  readonly timers?: Timers;
 }
 
 export type ResolvedOptions = Required<Omit<ClientOptions, 'token' | 'url' | 'WebSocket' | 'fetch'>> & {
@@ -87,5 +90,6 @@ export function resolveOptions(options: ClientOptions): ResolvedOptions {
     autoConnect: options.autoConnect ?? true,
     logger: options.logger ?? consoleLogger,
     random: options.random ?? Math.random,
+    timers: options.timers ?? systemTimers,
   };
 }

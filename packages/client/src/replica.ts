@@ -1,23 +1,12 @@
-import { applyEvents, initialState, type StreamKind, type StreamPosition, type StreamState } from '@tradesync/protocol';
+import { applyEvents, initialState, Sequencer, type StreamEvent, type StreamKind, type StreamPosition, type StreamState, type SubscribedMessage } from '@tradesync/protocol';
 
-/** A stream event as the client receives it (alone or inside a `batch_update`). */
-export interface LiveEvent {
-  readonly type: string;
-  readonly stream: string;
-  readonly epoch: string;
-  readonly offset: number;
-  readonly timestamp: string;
-  readonly data: Record<string, unknown>;
-}
+/** A stream event as the client receives it (alone or inside a `batch_update`): the protocol's `StreamEvent`. */
+export type LiveEvent = StreamEvent;
 
-/** The fields of a `subscribed` reply the replica reads. */
-export interface SubscribedReply {
-  readonly epoch: string;
-  readonly offset: number;
-  readonly recovered: boolean;
-  readonly events?: readonly LiveEvent[];
-  readonly snapshot?: { readonly epoch: string; readonly offset: number; readonly state: unknown };
-}
+/** The fields of a `subscribed` reply the replica reads (a snapshot's state is the server's, trusted). */
+export type SubscribedReply = Pick<SubscribedMessage, 'epoch' | 'offset' | 'recovered' | 'events'> & {
+  readonly snapshot?: { readonly epoch: string; readonly offset: number; readonly state: object };
+};
 
 /** What a live event did to the replica. */
 export type LiveOutcome = 'applied' | 'buffered' | 'duplicate' | 'gap';
@@ -35,33 +24,40 @@ export interface SyncResult {
 }
 
 /**
- * The client's copy of one stream, kept with the protocol's reducer. Pure logic, no
- * I/O: it is told about replies and live events and says what it did.
+ * The client's copy of one stream, kept with the protocol's reducer and ordered by the
+ * protocol's `Sequencer`. Pure logic, no I/O: it is told about replies and live events
+ * and says what it did.
  *
  * Invariant: `state` is exactly the server's state at `offset` of `epoch`. Every event
  * applied has offset `offset + 1`; anything else is a duplicate (dropped), early
- * (buffered while a sync is in flight) or a gap (the caller resyncs).
+ * (held while a sync is in flight) or a gap (held; the caller resyncs).
  */
 export class StreamReplica {
-  epoch: string | undefined;
-  offset = 0;
+  readonly #sequencer: Sequencer<LiveEvent>;
   #state: StreamState;
   /**
    * Events accepted (offsets already advanced) but not yet reduced: they are applied
    * together, as one reducer batch, the next time the state is read or replaced.
    */
   #unapplied: LiveEvent[] = [];
-  /** `syncing` from a subscribe until its reply; `live` while events apply in order. */
-  phase: 'idle' | 'syncing' | 'live' = 'idle';
-  #buffer: LiveEvent[] = [];
-  #overflowed = false;
 
   constructor(
     readonly stream: string,
     readonly kind: StreamKind,
-    private readonly maxBuffered: number,
+    maxBuffered: number,
   ) {
     this.#state = initialState(kind);
+    this.#sequencer = new Sequencer<LiveEvent>(maxBuffered);
+    // Nothing is live before the first sync: hold what arrives until its reply.
+    this.#sequencer.hold();
+  }
+
+  get epoch(): string | undefined {
+    return this.#sequencer.epoch;
+  }
+
+  get offset(): number {
+    return this.#sequencer.head;
   }
 
   /** The server's state at `offset` of `epoch`. */
@@ -73,28 +69,29 @@ export class StreamReplica {
     return this.#state;
   }
 
-  set state(state: StreamState) {
-    this.#unapplied = [];
-    this.#state = state;
-  }
-
   /** Where to resume from; undefined before the first sync. */
   get position(): StreamPosition | undefined {
-    return this.epoch === undefined ? undefined : { epoch: this.epoch, offset: this.offset };
+    const epoch = this.epoch;
+    return epoch === undefined ? undefined : { epoch, offset: this.offset };
   }
 
   get buffered(): number {
-    return this.#buffer.length;
+    return this.#sequencer.kept;
+  }
+
+  /** True while live events are held (a sync is in flight or needed) rather than applied. */
+  get holding(): boolean {
+    return this.#sequencer.holding;
   }
 
   /** A subscribe (or resubscribe) was sent: hold live events until its reply. */
   beginSync(): void {
-    this.phase = 'syncing';
+    this.#sequencer.hold();
   }
 
-  /** The connection dropped: keep state and position for the resume. */
+  /** The connection dropped: keep state and position for the resume, hold what still arrives. */
   suspend(): void {
-    this.phase = 'idle';
+    this.#sequencer.hold();
   }
 
   applySubscribed(reply: SubscribedReply): SyncResult {
@@ -105,80 +102,47 @@ export class StreamReplica {
     const recovered = reply.recovered && this.epoch === reply.epoch;
     if (recovered) {
       for (const event of reply.events ?? []) {
-        if (event.offset <= this.offset) continue;
-        if (event.offset !== this.offset + 1) {
+        const taken = this.#sequencer.take(event);
+        if (taken === 'gap') {
           gap = true;
           break;
         }
-        this.#apply(event);
-        applied.push(event);
+        if (taken === 'applied') {
+          this.#unapplied.push(event);
+          applied.push(event);
+        }
       }
       replayed = applied.length;
     } else if (reply.snapshot) {
       // A snapshot replaces everything at once: never merge old state with new.
-      this.state = reply.snapshot.state as StreamState;
-      this.epoch = reply.snapshot.epoch;
-      this.offset = reply.snapshot.offset;
-      snapshotOffset = this.offset;
+      this.#unapplied = [];
+      // The server's own state for this stream's kind, as it sent it.
+      this.#state = reply.snapshot.state as StreamState;
+      this.#sequencer.moveTo(reply.snapshot.epoch, reply.snapshot.offset);
+      snapshotOffset = reply.snapshot.offset;
     } else {
       // "Recovered" from a position we no longer hold (the replica moved while the
       // reply was in flight), or no snapshot at all: nothing here is safe to apply.
       gap = true;
     }
-    if (this.#overflowed) {
-      // Live events were dropped while syncing: what we hold may have holes.
-      this.#overflowed = false;
-      this.#buffer = [];
-      gap = true;
+    // Held live events that continue the replica apply now; a hole (or events dropped
+    // for lack of room) means what is missing must be fetched.
+    const drained = this.#sequencer.drain();
+    for (const event of drained.ready) {
+      this.#unapplied.push(event);
+      applied.push(event);
     }
-    if (!gap) gap = this.#drain(applied);
+    if (drained.gap) gap = true;
     // The reply announced a head we did not reach (its events stopped short, and no
-    // buffered live event filled the rest): what is missing must be fetched.
+    // held live event filled the rest): what is missing must be fetched.
     if (!gap && this.epoch === reply.epoch && this.offset < reply.offset) gap = true;
-    this.phase = gap ? 'syncing' : 'live';
+    if (gap) this.#sequencer.hold();
     return { applied, recovered, replayed, snapshotOffset, gap };
   }
 
   applyLive(event: LiveEvent): LiveOutcome {
-    if (this.phase !== 'live') {
-      if (this.#buffer.length >= this.maxBuffered) this.#overflowed = true;
-      else this.#buffer.push(event);
-      return 'buffered';
-    }
-    if (event.epoch !== this.epoch) {
-      this.phase = 'syncing';
-      return 'gap';
-    }
-    if (event.offset <= this.offset) return 'duplicate';
-    if (event.offset !== this.offset + 1) {
-      this.#buffer.push(event);
-      this.phase = 'syncing';
-      return 'gap';
-    }
-    this.#apply(event);
-    return 'applied';
-  }
-
-  /** Applies buffered events that continue the replica; true when a gap remains. */
-  #drain(applied: LiveEvent[]): boolean {
-    if (this.#buffer.length === 0) return false;
-    const buffered = this.#buffer.sort((a, b) => a.offset - b.offset);
-    this.#buffer = [];
-    for (let i = 0; i < buffered.length; i++) {
-      const event = buffered[i]!;
-      if (event.epoch !== this.epoch || event.offset <= this.offset) continue;
-      if (event.offset !== this.offset + 1) {
-        this.#buffer = buffered.slice(i).filter((e) => e.epoch === this.epoch);
-        return true;
-      }
-      this.#apply(event);
-      applied.push(event);
-    }
-    return false;
-  }
-
-  #apply(event: LiveEvent): void {
-    this.#unapplied.push(event);
-    this.offset = event.offset;
+    const outcome = this.#sequencer.offer(event);
+    if (outcome === 'applied') this.#unapplied.push(event);
+    return outcome;
   }
 }

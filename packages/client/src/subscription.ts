@@ -1,5 +1,6 @@
 import { parseStream, type StreamPosition, type StreamState } from '@tradesync/protocol';
 import { StreamReplica, type LiveEvent } from './replica.js';
+import type { TimerHandle, Timers } from './timers.js';
 
 /** Why a stream's visible state changed. */
 export type StateChangeReason = 'event' | 'snapshot' | 'recovered' | 'optimistic' | 'confirmed' | 'rollback' | 'degraded';
@@ -44,36 +45,77 @@ export interface OptimisticPatch {
   readonly apply: (state: StreamState) => StreamState;
   /** Set once the server accepted the command; dropped when its events arrive. */
   confirmed: boolean;
-  timer: ReturnType<typeof setTimeout> | undefined;
+  timer: TimerHandle | undefined;
 }
+
+/** `resume` asks for the events after the replica's position; `fresh` asks for a snapshot. */
+export type SyncMode = 'resume' | 'fresh';
+
+/**
+ * The subscription's state machine:
+ *
+ *   idle ──sync()──▶ syncing ──reply, no gap──▶ live ──gap──▶ syncing
+ *    ▲   (connection   │ ▲ reply left a gap: resume again     │
+ *    │    open)        │ └ resync queued: runs next ────────── │
+ *    │                 ▼ retries exhausted (sync_failed)      │
+ *    └──── connection lost / sync failed ◀────────────────────┘
+ *   any ──last listener left──▶ released
+ *
+ * `idle.next` is the mode of the next sync: `fresh` after a 4009 close (the server
+ * invalidated our positions) or a forced sync that could not run. While `idle` or
+ * `syncing` the replica holds live events; they apply in order after the reply.
+ */
+export type SubscriptionState =
+  | { readonly name: 'idle'; readonly next: SyncMode }
+  | { readonly name: 'syncing'; readonly run: number; readonly mode: SyncMode; readonly queued: SyncMode | undefined; readonly done: Promise<void> }
+  | { readonly name: 'live' }
+  | { readonly name: 'released' };
 
 /**
  * One stream as the client holds it: the replica, the listeners sharing it (one
- * server subscription however many listeners), and optimistic patches on top.
+ * server subscription however many listeners), optimistic patches on top, and the
+ * sync state machine above.
  */
 export class Subscription {
   readonly replica: StreamReplica;
   readonly listeners = new Set<StreamListener>();
   readonly patches: OptimisticPatch[] = [];
-  /** A sync in flight, so concurrent triggers (gap, reconnect, force) share it. */
-  syncing: Promise<void> | undefined;
-  /** A further sync was asked for while one was in flight. */
-  resyncQueued: 'resume' | 'fresh' | undefined;
-  synced = false;
-  /** The server invalidated our position (close 4009): the next sync asks for a snapshot. */
-  snapshotNext = false;
-  /** The client wants this stream (false once the last listener left). */
-  active = true;
+  /** The last sync over the socket that completed; undefined before the first. */
+  lastSync: SyncedInfo | undefined;
+  #state: SubscriptionState = { name: 'idle', next: 'resume' };
   #view: StreamState | undefined;
 
   constructor(
     readonly stream: string,
     readonly sessionId: string | undefined,
     maxBuffered: number,
+    private readonly timers: Pick<Timers, 'clearTimeout'>,
+    private readonly onTransition?: (sub: Subscription, from: SubscriptionState, to: SubscriptionState) => void,
   ) {
     const ref = parseStream(stream);
     if (!ref) throw new TypeError(`invalid stream name "${stream}"`);
     this.replica = new StreamReplica(stream, ref.kind, maxBuffered);
+  }
+
+  get state(): SubscriptionState {
+    return this.#state;
+  }
+
+  /** The one transition point: every change of the sync state goes through here. */
+  moveTo(next: SubscriptionState): void {
+    const from = this.#state;
+    if (from.name === 'released') return;
+    this.#state = next;
+    this.onTransition?.(this, from, next);
+  }
+
+  get released(): boolean {
+    return this.#state.name === 'released';
+  }
+
+  /** true once the first sync of this stream over the socket completed. */
+  get synced(): boolean {
+    return this.lastSync !== undefined;
   }
 
   get position(): StreamPosition | undefined {
@@ -81,7 +123,7 @@ export class Subscription {
   }
 
   /** The confirmed state with pending optimistic patches applied. */
-  get state(): StreamState {
+  get view(): StreamState {
     if (this.patches.length === 0) return this.replica.state;
     this.#view ??= this.patches.reduce((state, patch) => patch.apply(state), this.replica.state);
     return this.#view;
@@ -90,5 +132,26 @@ export class Subscription {
   /** Call after the replica or the patches changed. */
   invalidate(): void {
     this.#view = undefined;
+  }
+
+  /** Removes a patch (and its timer); false when it was gone already. */
+  dropPatch(patch: OptimisticPatch): boolean {
+    const index = this.patches.indexOf(patch);
+    if (index < 0) return false;
+    this.timers.clearTimeout(patch.timer);
+    this.patches.splice(index, 1);
+    this.invalidate();
+    return true;
+  }
+
+  /** Confirmed patches go once an event lands on the stream: the server's truth takes over. */
+  dropConfirmedPatches(): void {
+    for (const patch of this.patches.filter((p) => p.confirmed)) this.dropPatch(patch);
+  }
+
+  /** The last listener left: no sync may run again, and patch timers stop. */
+  release(): void {
+    for (const patch of this.patches) this.timers.clearTimeout(patch.timer);
+    this.moveTo({ name: 'released' });
   }
 }

@@ -59,7 +59,7 @@ describe('a stream replica', () => {
     const replica = liveReplica();
     replica.applyLive(events[0]!);
     expect(replica.applyLive(events[2]!)).toBe('gap');
-    expect(replica.phase).toBe('syncing');
+    expect(replica.holding).toBe(true);
     expect(replica.offset).toBe(1);
     // The resync replays offset 2 (and 3 it already holds); 4 arrives live.
     const result = replica.applySubscribed({ epoch: EPOCH, offset: 3, recovered: true, events: [events[1]!, events[2]!] });
@@ -72,7 +72,7 @@ describe('a stream replica', () => {
     const replica = liveReplica();
     replica.applyLive(makeEvents(1)[0]!);
     expect(replica.applyLive(makeEvents(1, 'e2')[0]!)).toBe('gap');
-    expect(replica.phase).toBe('syncing');
+    expect(replica.holding).toBe(true);
     const fresh = { orders: { x: { order_id: 'x' } } };
     const result = replica.applySubscribed({ epoch: 'e2', offset: 7, recovered: false, snapshot: { epoch: 'e2', offset: 7, state: fresh } });
     expect(result.recovered).toBe(false);
@@ -87,7 +87,7 @@ describe('a stream replica', () => {
     for (const e of [events[5]!, events[3]!, events[4]!, events[2]!]) expect(replica.applyLive(e)).toBe('buffered');
     const result = replica.applySubscribed({ epoch: EPOCH, offset: 3, recovered: false, snapshot: { epoch: EPOCH, offset: 3, state: inOrder(events.slice(0, 3)) } });
     expect(result.applied.map((e) => e.offset)).toEqual([4, 5, 6]);
-    expect(replica.phase).toBe('live');
+    expect(replica.holding).toBe(false);
     expect(replica.state).toEqual(inOrder(events));
   });
 
@@ -98,7 +98,7 @@ describe('a stream replica', () => {
     for (const e of events.slice(1)) replica.applyLive(e);
     const result = replica.applySubscribed({ epoch: EPOCH, offset: 1, recovered: false, snapshot: { epoch: EPOCH, offset: 1, state: inOrder(events.slice(0, 1)) } });
     expect(result.gap).toBe(true);
-    expect(replica.phase).toBe('syncing');
+    expect(replica.holding).toBe(true);
   });
 
   it('asks for a resync when a recovered reply ends before the offset it announces', () => {
@@ -175,7 +175,7 @@ describe('a stream replica', () => {
         });
         if (!replied) sync(replyHead);
         // Anything still held behind a gap is fetched by one last resync.
-        if (replica.offset < n || replica.phase !== 'live') sync(n);
+        if (replica.offset < n || replica.holding) sync(n);
         expect(replica.offset).toBe(n);
         expect(replica.state).toEqual(inOrder(events));
         expect(applied).toEqual(Array.from({ length: n }, (_, i) => i + 1));

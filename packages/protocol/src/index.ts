@@ -6,3 +6,4 @@ export * from './events.js';
 export * from './reducer.js';
 export * from './messages.js';
 export * from './sequencer.js';
+export * from './replies.js';
