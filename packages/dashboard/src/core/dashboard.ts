@@ -80,8 +80,9 @@ export function createDashboard(env: DashboardEnv): Dashboard {
     chart,
     requestFrame: browserFrame,
     pacing: { minIntervalMs: FRAME_INTERVAL_MS, now: () => performance.now() },
-    fetch: typeof fetch === 'function' ? fetch.bind(globalThis) : undefined,
-    httpBase: base,
+    // The chart's history over REST: the SDK's `readEvents` (token, URL and body validation are its business).
+    events: client,
+    logger,
     ...(env.probe ? { probe: env.probe } : {}),
   });
   late.desk = desk;

@@ -1,5 +1,4 @@
-import type { LiveEvent } from '@tradesync/client';
-import type { PortfolioState } from '@tradesync/protocol';
+import type { PortfolioState, StreamEvent } from '@tradesync/protocol';
 import { ratioPercent, toBig } from './format.js';
 import type { Throttle } from './throttle.js';
 
@@ -39,7 +38,7 @@ export function heatUtilization(portfolio: PortfolioState['portfolio']): number 
 const TOAST_EVENTS: ReadonlySet<string> = new Set(['signal:new', 'signal:executed', 'signal:rejected']);
 
 /** `symbolOf` names the signal's symbol when the event lacks it (`signal:executed` carries only the id). */
-export function toastForEvent(event: Pick<LiveEvent, 'type' | 'data'>, symbolOf?: (signalId: string) => string | undefined): ToastSpec | undefined {
+export function toastForEvent(event: Pick<StreamEvent, 'type' | 'data'>, symbolOf?: (signalId: string) => string | undefined): ToastSpec | undefined {
   const d = event.data;
   const id = typeof d.id === 'string' ? d.id : undefined;
   const symbol = typeof d.symbol === 'string' ? d.symbol : id !== undefined ? symbolOf?.(id) : undefined;
@@ -61,7 +60,7 @@ export function toastForEvent(event: Pick<LiveEvent, 'type' | 'data'>, symbolOf?
 }
 
 export interface Notifications {
-  onEvent(event: Pick<LiveEvent, 'type' | 'data'>, symbolOf?: (signalId: string) => string | undefined): void;
+  onEvent(event: Pick<StreamEvent, 'type' | 'data'>, symbolOf?: (signalId: string) => string | undefined): void;
   onPortfolio(state: PortfolioState): void;
   /** Shown whatever the settings and the throttle say (answers to the user's own actions). */
   always(toast: ToastSpec): void;

@@ -14,8 +14,8 @@ import {
 
 /**
  * The dashboard's vanilla stores (zustand/vanilla: no React here). They are written
- * only by the desk (desk.ts), once per animation frame, and read by the React
- * binding in ui/hooks.ts.
+ * only by the desk (desk.ts and the parts it composes), once per animation frame,
+ * and read by the React binding in ui/context.tsx.
  */
 
 export const ACCOUNTS = ['demo', 'demo-2'] as const;
@@ -155,6 +155,11 @@ export interface DebugState {
   readonly frames: number;
 }
 
+/** The debug store while no recorder runs (the panel closed, no probe). */
+export function emptyDebugState(): DebugState {
+  return { messages: [], eventsPerSecond: 0, wireLatencyMs: null, screenLatencyMs: null, offsets: [], frames: 0 };
+}
+
 const SETTINGS_KEY = 'tradesync.settings';
 
 export function loadSettings(storage: Pick<Storage, 'getItem'> | undefined): Settings {
@@ -201,7 +206,7 @@ export function createStores(initial: { account: string; status: ClientStatus; s
     })),
     settings: createStore<Settings>()(() => initial.settings),
     ui: createStore<UiState>()(() => ({ selectedSignal: null, commands: {} })),
-    debug: createStore<DebugState>()(() => ({ messages: [], eventsPerSecond: 0, wireLatencyMs: null, screenLatencyMs: null, offsets: [], frames: 0 })),
+    debug: createStore<DebugState>()(emptyDebugState),
   };
 }
 
