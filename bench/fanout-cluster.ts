@@ -22,6 +22,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { WebSocket } from 'ws';
 import { freePort, startRedis } from '../packages/server/test/support/redis.js';
+import { BENCH_GATEWAY_ENV } from './peers/common.js';
 
 const BIN = new URL('../packages/cli/bin/tradesync.js', import.meta.url).pathname;
 const SELF = new URL(import.meta.url).pathname;
@@ -94,7 +95,7 @@ function startNode(port: number, redisUrl: string, dataDir: string): Promise<Chi
   const child = spawn(
     process.execPath,
     [BIN, 'serve', '--engine', 'redis', '--redis-url', redisUrl, '--no-simulator', '--port', String(port), '--data-dir', dataDir, '--log-level', 'error'],
-    { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, TRADESYNC_LIMITS__MAX_CONNECTIONS: '100000' } },
+    { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...BENCH_GATEWAY_ENV } },
   );
   return new Promise((resolve, reject) => {
     child.stdout!.on('data', (chunk: Buffer) => {

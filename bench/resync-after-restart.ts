@@ -23,6 +23,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { WebSocket } from 'ws';
 import { TradeSyncClient, type BackoffOptions, type Logger } from '@tradesync/client';
+import { BENCH_GATEWAY_ENV } from './peers/common.js';
 
 const BIN = new URL('../packages/cli/bin/tradesync.js', import.meta.url).pathname;
 const STREAMS = ['orders:demo', 'portfolio:demo', 'market:BTC-USD'];
@@ -49,6 +50,7 @@ async function freePort(): Promise<number> {
 function startServer(port: number, dataDir: string): Promise<ChildProcess> {
   const child = spawn(process.execPath, [BIN, 'serve', '--port', String(port), '--data-dir', dataDir, '--no-simulator', '--log-level', 'error'], {
     stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, ...BENCH_GATEWAY_ENV },
   });
   return new Promise((resolve, reject) => {
     child.stdout!.on('data', (chunk: Buffer) => {

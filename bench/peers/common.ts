@@ -88,3 +88,12 @@ export function rssBytes(pid: number): number {
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Settings for a gateway under a benchmark: every load-generating client comes from
+ * 127.0.0.1, which `limits.max_connections_per_ip` (256 by default) would otherwise cap.
+ */
+export const BENCH_GATEWAY_ENV: Readonly<Record<string, string>> = {
+  TRADESYNC_LIMITS__MAX_CONNECTIONS_PER_IP: '100000',
+  TRADESYNC_LIMITS__MAX_CONNECTIONS: '100000',
+};

@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, type System } from './common.js';
+import { BENCH_GATEWAY_ENV, freePort, type System } from './common.js';
 
 const BIN = new URL('../../packages/cli/bin/tradesync.js', import.meta.url).pathname;
 const PEERS: Record<Exclude<System, 'tradesync'>, string> = {
@@ -68,7 +68,7 @@ export async function startServer(system: System, options: StartOptions = {}): P
     args = [...execArgv, '--import', 'tsx', PEERS[system], String(port)];
     ready = 'LISTENING';
   }
-  const child = track(spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] }));
+  const child = track(spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...BENCH_GATEWAY_ENV } }));
   await new Promise<void>((resolve, reject) => {
     let out = '';
     const onData = (chunk: Buffer): void => {
