@@ -17,8 +17,8 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { SignJWT } from 'jose';
 import { WebSocket } from 'ws';
-import { metric, order, publish, startGateway, TestClient } from '../packages/server/test/support/harness.js';
-import { TcpProxy } from '../packages/server/test/support/tcp-proxy.js';
+import { metric, order, publish, startGateway, TestClient } from '@tradesync/testing';
+import { TcpProxy } from '@tradesync/testing/tcp-proxy';
 
 const { values: args } = parseArgs({
   options: {

@@ -21,7 +21,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { WebSocket } from 'ws';
-import { freePort, startRedis } from '../packages/server/test/support/redis.js';
+import { freePort, startRedis } from '@tradesync/testing/redis';
 import { BENCH_GATEWAY_ENV } from './peers/common.js';
 
 const BIN = new URL('../packages/cli/bin/tradesync.js', import.meta.url).pathname;

@@ -12,7 +12,7 @@
  * stderr, the table to stdout. Exits 1 when a guarantee did not hold.
  */
 import { parseArgs } from 'node:util';
-import { gatewayKillRounds, networkFaultRounds, redisKillRounds, type FaultResult } from '../packages/server/test/support/faults.js';
+import { gatewayKillRounds, networkFaultRounds, redisKillRounds, type FaultResult } from '@tradesync/testing/faults';
 
 const { values: args } = parseArgs({
   options: {

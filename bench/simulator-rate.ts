@@ -7,7 +7,7 @@
  */
 import { parseArgs } from 'node:util';
 import { Simulator } from '@tradesync/simulator';
-import { startGateway } from '../packages/server/test/support/harness.js';
+import { startGateway } from '@tradesync/testing';
 
 const { values: args } = parseArgs({
   options: {

@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
-import { httpJson } from '../packages/server/test/support/harness.js';
+import { httpJson } from '@tradesync/testing';
 import { ARTIFACTS, countSockets, deskEvents, launchBrowser, marketHistory, publishAll, startDeskGateway, type DeskGateway } from './support/desk.js';
 
 /**

@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { metric } from '../packages/server/test/support/harness.js';
+import { metric } from '@tradesync/testing';
 import { CHROMIUM_ARGS, startDeskGateway, type DeskGateway } from './support/desk.js';
 
 /**

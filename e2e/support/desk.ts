@@ -3,7 +3,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import type { CommandHandler } from '@tradesync/server';
-import { publish, startGateway, type TestGateway } from '../../packages/server/test/support/harness.js';
+import { publish, startGateway, type TestGateway } from '@tradesync/testing';
 
 /**
  * What the dashboard's browser tests share: the built dashboard, a gateway serving it

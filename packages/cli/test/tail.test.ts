@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { order, publish, startGateway, tick } from '../../server/test/support/harness.js';
+import { order, publish, startGateway, tick } from '@tradesync/testing';
 
 const BIN = fileURLToPath(new URL('../bin/tradesync.js', import.meta.url));
 const children: ChildProcess[] = [];

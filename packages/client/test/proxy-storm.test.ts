@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { describe, expect, it, vi } from 'vitest';
 import { WebSocket } from 'ws';
 import { TradeSyncClient, type Logger } from '../src/index.js';
-import { balance, order, position, publish, startGateway, tick } from '../../server/test/support/harness.js';
+import { balance, order, position, publish, startGateway, tick } from '@tradesync/testing';
 
 const quiet: Logger = { debug: () => {}, warn: () => {}, error: () => {} };
 const STREAMS = ['orders:acme', 'portfolio:acme', 'market:BTC-USD'] as const;

@@ -12,7 +12,7 @@ import {
   type Logger,
   type SyncedInfo,
 } from '../src/index.js';
-import { http, order, position, publish, startGateway, tick } from '../../server/test/support/harness.js';
+import { http, order, position, publish, startGateway, tick } from '@tradesync/testing';
 
 const quiet: Logger = { debug: () => {}, warn: () => {}, error: () => {} };
 const fast = { delaysMs: [50], jitter: 0 };

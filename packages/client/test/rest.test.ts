@@ -1,7 +1,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import { WebSocket } from 'ws';
 import { HistoryTrimmedError, HttpError, TradeSyncClient, type Logger } from '../src/index.js';
-import { order, publish, startGateway } from '../../server/test/support/harness.js';
+import { order, publish, startGateway } from '@tradesync/testing';
 
 const quiet: Logger = { debug: () => {}, warn: () => {}, error: () => {} };
 const TS = '2025-01-01T00:00:00.000Z';

@@ -1,7 +1,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import { WebSocket } from 'ws';
 import { TradeSyncClient, type SyncedInfo } from '../src/index.js';
-import { publish, startGateway, tick } from '../../server/test/support/harness.js';
+import { publish, startGateway, tick } from '@tradesync/testing';
 
 describe('the client against a real gateway', () => {
   it('syncs, follows live events and resumes with recovered: true after a server restart', async () => {

@@ -8,7 +8,7 @@ import { SignJWT } from 'jose';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { WebSocket } from 'ws';
 import { TradeSyncClient, type ClientOptions, type ClientStatus, type LiveEvent, type Logger, type SyncedInfo } from '../src/index.js';
-import { http, order, publish, startGateway } from '../../server/test/support/harness.js';
+import { http, order, publish, startGateway } from '@tradesync/testing';
 
 const SECRET = 'token-refresh-hs256-secret-long-enough';
 const quiet: Logger = { debug: () => {}, warn: () => {}, error: () => {} };

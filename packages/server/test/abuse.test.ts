@@ -7,8 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { SignJWT } from 'jose';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { WebSocket } from 'ws';
-import { http, metric, openSocket, order, publish, startGateway, TestClient } from './support/harness.js';
-import { TcpProxy } from './support/tcp-proxy.js';
+import { http, metric, openSocket, order, publish, startGateway, TestClient } from '@tradesync/testing';
+import { TcpProxy } from '@tradesync/testing/tcp-proxy';
 
 /**
  * Each bound the gateway keeps against a client that misbehaves, and in each case a

@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type JWK, type JWTPayload } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { http, order, publish, signal, startGateway, TestClient, type Message, type TestGateway } from './support/harness.js';
+import { http, order, publish, signal, startGateway, TestClient, type Message, type TestGateway } from '@tradesync/testing';
 
 const SECRET = 'auth-matrix-hs256-secret-long-enough-for-tests';
 const ISSUER = 'https://idp.tradesync.test';

@@ -1,7 +1,7 @@
 import { SignJWT, type JWTPayload } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { http, order, publish, startGateway, TestClient, tick, type Message, type TestGateway } from './support/harness.js';
+import { http, order, publish, startGateway, TestClient, tick, type Message, type TestGateway } from '@tradesync/testing';
 
 const SECRET = 'an-hs256-secret-for-tests-that-is-long-enough';
 

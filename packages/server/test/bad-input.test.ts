@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { http, metric, order, position, publish, startGateway, TestClient, tick, type TestGateway } from './support/harness.js';
+import { http, metric, order, position, publish, startGateway, TestClient, tick, type TestGateway } from '@tradesync/testing';
 
 describe('a bad message gets a clear error and the connection stays usable', () => {
   let gw: TestGateway;

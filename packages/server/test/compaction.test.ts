@@ -2,8 +2,8 @@ import { rmSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { applyEvents, initialState, parseStream } from '@tradesync/protocol';
 import type { Engine } from '../src/engines/engine.js';
-import { order, publish, startGateway, tick, type TestGateway } from './support/harness.js';
-import { readAllEvents } from './support/replica.js';
+import { order, publish, startGateway, tick, type TestGateway } from '@tradesync/testing';
+import { readAllEvents } from '@tradesync/testing/replica';
 
 const ORDERS = 'orders:acc1';
 const MARKET = 'market:ETH-USD';

@@ -6,8 +6,8 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { applyEvents, initialState } from '@tradesync/protocol';
 import { EmbeddedEngine } from '../src/engines/embedded.js';
-import { order, TestClient, tick } from './support/harness.js';
-import { readAllEvents, type WireEvent } from './support/replica.js';
+import { order, TestClient, tick } from '@tradesync/testing';
+import { readAllEvents, type WireEvent } from '@tradesync/testing/replica';
 
 const BIN = fileURLToPath(new URL('../../cli/bin/tradesync.js', import.meta.url));
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { gatewayKillRounds, networkFaultRounds, redisKillRounds, type FaultResult } from './support/faults.js';
+import { gatewayKillRounds, networkFaultRounds, redisKillRounds, type FaultResult } from '@tradesync/testing/faults';
 
 /*
  * Faults under load, each bounded in rounds and time (bench/reliability.ts runs the

@@ -6,8 +6,8 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { WebSocket } from 'ws';
 import { ErrorCode, INITIAL_STATE_PARTS, parseServerMessage } from '@tradesync/protocol';
 import type { CommandHandler } from '../src/commands.js';
-import { balance, http, indicator, instance, order, position, publish, signal, startGateway, TestClient, tick, type Message, type TestGateway } from './support/harness.js';
-import { Replica, waitForOffset } from './support/replica.js';
+import { balance, http, indicator, instance, order, position, publish, signal, startGateway, TestClient, tick, type Message, type TestGateway } from '@tradesync/testing';
+import { Replica, waitForOffset } from '@tradesync/testing/replica';
 
 /**
  * Protocol fuzzing over real sockets against one real gateway.

@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import { describe, expect, it, vi } from 'vitest';
 import { WebSocket } from 'ws';
-import { http, metric, openSocket, order, publish, startGateway, TestClient } from './support/harness.js';
+import { http, metric, openSocket, order, publish, startGateway, TestClient } from '@tradesync/testing';
 
 /** The TCP socket under a `ws` client: pausing it stops reading, so the server's send buffer fills. */
 const tcpOf = (socket: WebSocket): Socket => (socket as unknown as { _socket: Socket })._socket;

@@ -1,8 +1,8 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { OrdersState, PortfolioState, StreamState } from '@tradesync/protocol';
-import { order, publish, startGateway, TestClient, tick, type TestGateway } from './support/harness.js';
-import { Replica, stateSnapshot } from './support/replica.js';
+import { order, publish, startGateway, TestClient, tick, type TestGateway } from '@tradesync/testing';
+import { Replica, stateSnapshot } from '@tradesync/testing/replica';
 
 /**
  * Random interleavings of publishes (HTTP and in-process, batches over 2-3 streams,

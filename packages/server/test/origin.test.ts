@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { ConfigError, loadConfig } from '../src/index.js';
 import { OriginPolicy } from '../src/http/origin.js';
-import { http, metric, order, startGateway, TestClient } from './support/harness.js';
+import { http, metric, order, startGateway, TestClient } from '@tradesync/testing';
 
 const EVIL = 'http://evil.example';
 

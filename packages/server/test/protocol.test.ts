@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { INITIAL_STATE_PARTS, parseServerMessage } from '@tradesync/protocol';
-import { balance, indicator, instance, order, position, publish, signal, startGateway, TestClient, tick, type Message } from './support/harness.js';
+import { balance, indicator, instance, order, position, publish, signal, startGateway, TestClient, tick, type Message } from '@tradesync/testing';
 
 const UTC_ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

@@ -4,9 +4,9 @@ import { applyEvent, initialState, type StreamState } from '@tradesync/protocol'
 import { TradeSyncClient, type SyncedInfo } from '../../client/src/index.js';
 import { EngineUnavailableError, type StoredSnapshot } from '../src/engines/engine.js';
 import { RedisEngine } from '../src/engines/redis/index.js';
-import { http, order, publish, startGateway, TestClient, tick, type TestGateway } from './support/harness.js';
-import { readAllEvents, Replica, waitForOffset } from './support/replica.js';
-import { useTestRedis } from './support/redis.js';
+import { http, order, publish, startGateway, TestClient, tick, type TestGateway } from '@tradesync/testing';
+import { readAllEvents, Replica, waitForOffset } from '@tradesync/testing/replica';
+import { useTestRedis } from '@tradesync/testing/redis';
 
 /*
  * Several gateway nodes over one Redis: the cluster behaves as one gateway. A client

@@ -1,8 +1,8 @@
 import { describe, expect, it, vi } from 'vitest';
 import { EngineUnavailableError } from '../src/engines/engine.js';
 import { judgeDurability, parseInfo, RedisEngine, type RedisEngineOptions } from '../src/engines/redis/index.js';
-import { http, order, publish, startGateway } from './support/harness.js';
-import { startRedis, type TestRedisOptions } from './support/redis.js';
+import { http, order, publish, startGateway } from '@tradesync/testing';
+import { startRedis, type TestRedisOptions } from '@tradesync/testing/redis';
 
 /*
  * The gateway refuses to acknowledge what Redis cannot keep (`redis_durability`):

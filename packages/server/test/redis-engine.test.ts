@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { EngineUnavailableError, type StoredEvent, type StreamHead } from '../src/engines/engine.js';
 import { RedisEngine, type RedisEngineOptions } from '../src/engines/redis/index.js';
 import { describeEngineConformance, ev, MARKET, ORDERS } from './support/engine-conformance.js';
-import { useTestRedis } from './support/redis.js';
+import { useTestRedis } from '@tradesync/testing/redis';
 
 /*
  * The shared engine behaviours (support/engine-conformance.ts) against the Redis engine,

@@ -3,9 +3,9 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { WebSocket } from 'ws';
 import { CloseCode } from '@tradesync/protocol';
 import { TradeSyncClient, type StreamHandle } from '../../client/src/index.js';
-import { order, publish, startGateway, tick, type TestGateway } from './support/harness.js';
-import { readAllEvents } from './support/replica.js';
-import { startRedis, type TestRedis } from './support/redis.js';
+import { order, publish, startGateway, tick, type TestGateway } from '@tradesync/testing';
+import { readAllEvents } from '@tradesync/testing/replica';
+import { startRedis, type TestRedis } from '@tradesync/testing/redis';
 
 /*
  * Whatever happens to the nodes of a cluster (stopped, started again, a client's

@@ -2,7 +2,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { describe, expect, it, vi } from 'vitest';
 import type { CommandHandler } from '../src/commands.js';
-import { http, metric, metricFrom, order, position, publish, signal, startGateway, TestClient, tick, type TestGateway } from './support/harness.js';
+import { http, metric, metricFrom, order, position, publish, signal, startGateway, TestClient, tick, type TestGateway } from '@tradesync/testing';
 
 const UTC_ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
 const streamPath = (stream: string, query = '') => `/api/v1/streams/${encodeURIComponent(stream)}/events${query}`;

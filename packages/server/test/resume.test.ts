@@ -4,8 +4,8 @@ import { applyEvents, initialState, type OrdersState, type StreamState } from '@
 import { EmbeddedEngine } from '../src/engines/embedded.js';
 import type { ReadResult } from '../src/engines/engine.js';
 import { MigrationRegistry } from '../src/state/migrations.js';
-import { order, publish, startGateway, TestClient, testConfig, type Message, type TestGateway } from './support/harness.js';
-import { readAllEvents, Replica, stateSnapshot, waitForOffset, type WireEvent } from './support/replica.js';
+import { order, publish, startGateway, TestClient, testConfig, type Message, type TestGateway } from '@tradesync/testing';
+import { readAllEvents, Replica, stateSnapshot, waitForOffset, type WireEvent } from '@tradesync/testing/replica';
 
 const ACCOUNT = 'acc1';
 const ORDERS = `orders:${ACCOUNT}`;

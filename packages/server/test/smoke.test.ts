@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { publish, startGateway, TestClient, tick } from './support/harness.js';
+import { publish, startGateway, TestClient, tick } from '@tradesync/testing';
 
 describe('a gateway on a real port', () => {
   it('greets, subscribes with a snapshot and delivers a live event after it', async () => {

@@ -12,7 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { CloseCode } from '@tradesync/protocol';
 import type { Engine, StreamHead } from '../src/engines/engine.js';
 import { createEngine } from '../src/engines/index.js';
-import { order, publish, startGateway, TestClient, testConfig } from './support/harness.js';
+import { order, publish, startGateway, TestClient, testConfig } from '@tradesync/testing';
 
 /** The embedded engine, whose reported epoch the test can change (as if its history were lost). */
 function resettableEngine(dataDir: string): { engine: Engine; loseHistory(stream: string): Promise<void> } {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { STREAM_KINDS, parseStream } from '@tradesync/protocol';
 import { Simulator, SimClock } from '../src/index.js';
-import { startGateway } from '../../server/test/support/harness.js';
+import { startGateway } from '@tradesync/testing';
 import { START } from './support.js';
 
 describe('the simulator against a real gateway', () => {

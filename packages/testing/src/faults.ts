@@ -24,8 +24,8 @@ import { startRedis } from './redis.js';
 import { readAllEvents, Replica, type WireEvent } from './replica.js';
 import { TcpProxy } from './tcp-proxy.js';
 
-const BIN = fileURLToPath(new URL('../../../cli/bin/tradesync.js', import.meta.url));
-const REPO = fileURLToPath(new URL('../../../../', import.meta.url));
+const BIN = fileURLToPath(new URL('../../cli/bin/tradesync.js', import.meta.url));
+const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 
 export const FAULT_STREAMS = ['orders:faults', 'market:FLT-USD'] as const;
 

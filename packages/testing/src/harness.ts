@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { request as httpRequest } from 'node:http';
 import { WebSocket } from 'ws';
 import { pino } from 'pino';
-import { DEFAULT_CONFIG, Gateway, type GatewayConfig, type GatewayOptions } from '../../src/index.js';
+import { DEFAULT_CONFIG, Gateway, type GatewayConfig, type GatewayOptions } from '@tradesync/server';
 
 type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> : T[K] };
 
