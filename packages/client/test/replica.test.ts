@@ -45,6 +45,18 @@ function liveReplica(maxBuffered = 10_000): StreamReplica {
 }
 
 describe('a stream replica', () => {
+  it('keeps a bounded number of unreduced events when nobody reads its state, and its state stays exact', () => {
+    const replica = liveReplica();
+    const events = makeEvents(5000);
+    let most = 0;
+    for (const event of events) {
+      expect(replica.applyLive(event)).toBe('applied');
+      most = Math.max(most, replica.unreduced);
+    }
+    expect(most).toBeLessThanOrEqual(256);
+    expect(replica.state).toEqual(inOrder(events));
+  });
+
   it('applies live events in offset order and drops a duplicate', () => {
     const events = makeEvents(3);
     const replica = liveReplica();
