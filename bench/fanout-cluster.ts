@@ -98,7 +98,7 @@ function startNode(port: number, redisUrl: string, dataDir: string): Promise<Chi
     { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...BENCH_GATEWAY_ENV } },
   );
   return new Promise((resolve, reject) => {
-    child.stdout!.on('data', (chunk: Buffer) => {
+    child.stdout.on('data', (chunk: Buffer) => {
       if (chunk.toString().includes('TradeSync gateway on')) resolve(child);
     });
     child.once('exit', (code) => reject(new Error(`gateway exited early (${code})`)));

@@ -53,7 +53,7 @@ function startServer(port: number, dataDir: string): Promise<ChildProcess> {
     env: { ...process.env, ...BENCH_GATEWAY_ENV },
   });
   return new Promise((resolve, reject) => {
-    child.stdout!.on('data', (chunk: Buffer) => {
+    child.stdout.on('data', (chunk: Buffer) => {
       if (chunk.toString().includes('TradeSync gateway on')) resolve(child);
     });
     child.once('exit', (code) => reject(new Error(`server exited early (${code})`)));

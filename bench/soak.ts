@@ -234,7 +234,7 @@ async function runWorker(init: WorkerInit): Promise<void> {
     const position = handle?.position;
     if (!handle || !position) return;
     let history = sim.history.get(stream);
-    if (!history) sim.history.set(stream, (history = new Map()));
+    if (!history) sim.history.set(stream, (history = new Map<number, StreamState>()));
     history.set(position.offset, handle.state);
     if (history.size > HISTORY) history.delete(history.keys().next().value!);
   };

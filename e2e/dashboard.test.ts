@@ -228,7 +228,7 @@ describe('the dashboard', { timeout: 60_000 }, () => {
     await expect.poll(() => rows(page, '[data-signal-id="sig-toast-b-5"]')).toBe(1);
     await page.waitForTimeout(500);
     expect(await toasts.count()).toBe(0);
-    expect(await page.evaluate(() => JSON.parse(localStorage.getItem('tradesync.settings') ?? '{}').toasts)).toBe(false);
+    expect(await page.evaluate(() => (JSON.parse(localStorage.getItem('tradesync.settings') ?? '{}') as { toasts?: boolean }).toasts)).toBe(false);
     await page.context().close();
   });
 

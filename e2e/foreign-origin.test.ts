@@ -60,7 +60,7 @@ describe('a page of another origin in the trader\'s browser', { timeout: 60_000 
   it('can neither open the gateway\'s WebSocket, nor place an order over REST, nor read the desk', async () => {
     const page = await browser.newPage();
     await page.goto(evilUrl);
-    const results = (await page.evaluate('window.results')) as Record<string, unknown>;
+    const results = await page.evaluate<Record<string, unknown>>('window.results');
     await page.close();
 
     // Refused at the upgrade: the page never saw the socket open or any message.

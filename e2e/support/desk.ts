@@ -12,11 +12,11 @@ import { publish, startGateway, type TestGateway } from '@tradesync/testing';
  */
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-export const DASHBOARD_DIST = join(ROOT, 'packages/dashboard/dist');
+const DASHBOARD_DIST = join(ROOT, 'packages/dashboard/dist');
 export const ARTIFACTS = join(ROOT, 'test-results');
 
 /** The e2e tests run against the built dashboard; say so plainly when it is not there. */
-export function assertDashboardBuilt(): void {
+function assertDashboardBuilt(): void {
   if (!existsSync(join(DASHBOARD_DIST, 'index.html'))) {
     throw new Error(`the dashboard is not built (${DASHBOARD_DIST}/index.html is missing): run \`npm run build\` (npm test runs it in pretest)`);
   }
@@ -59,7 +59,7 @@ export async function startDeskGateway(options: { port?: number; dataDir?: strin
  * `refuse` are refused (for rollback tests); `delayMs` slows every answer down so a
  * test can see the pending state.
  */
-export class TestCommands implements CommandHandler {
+class TestCommands implements CommandHandler {
   readonly actions = ['execute_signal', 'reject_signal', 'cancel_order'];
   gateway: TestGateway | undefined;
   delayMs = 0;
@@ -70,7 +70,7 @@ export class TestCommands implements CommandHandler {
     if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
     const gateway = this.gateway?.gateway;
     if (!gateway) return { success: false, error: { code: 'UNAVAILABLE', message: 'no engine' } };
-    const id = String(command.signal_id ?? command.order_id ?? '');
+    const id = [command.signal_id, command.order_id].find((v): v is string => typeof v === 'string') ?? '';
     if (id.includes('refuse')) return { success: false, error: { code: 'RISK_LIMIT', message: 'Heat limit reached: no new entries' } };
     switch (command.action) {
       case 'execute_signal':
@@ -94,7 +94,7 @@ export const SYMBOL_PRICES: Record<string, number> = { 'BTC-USD': 42000, 'ETH-US
 const PATTERNS = ['SPRING', 'UTAD', 'SOS', 'LPS', 'SC', 'AR', 'ST'] as const;
 
 /** A seeded random number generator, so screenshots are stable. */
-export function rng(seed: number): () => number {
+function rng(seed: number): () => number {
   let s = seed >>> 0;
   return () => {
     s = (s * 1664525 + 1013904223) >>> 0;

@@ -31,7 +31,7 @@ function compact(data: Record<string, unknown>, max = 160): string {
 }
 
 /** "Reconnecting (attempt 3/10) — retrying in 8s" */
-export function statusLine(status: ClientStatus, now = Date.now()): string {
+function statusLine(status: ClientStatus, now = Date.now()): string {
   const words = describeStatus(status);
   if (status.state === 'reconnecting' && status.nextRetryAt !== null) {
     return `${words} — retrying in ${Math.max(0, Math.ceil((status.nextRetryAt - now) / 1000))}s`;

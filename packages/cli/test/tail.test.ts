@@ -12,12 +12,12 @@ function runTail(args: string[]) {
   children.push(child);
   const out = { lines: [] as string[], stderr: '' };
   let partial = '';
-  child.stdout!.on('data', (chunk: Buffer) => {
+  child.stdout.on('data', (chunk: Buffer) => {
     const parts = (partial + chunk.toString()).split('\n');
     partial = parts.pop() ?? '';
     out.lines.push(...parts);
   });
-  child.stderr!.on('data', (chunk: Buffer) => (out.stderr += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (out.stderr += chunk.toString()));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   return { child, out, exited };
 }

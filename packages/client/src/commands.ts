@@ -31,7 +31,7 @@ export interface CommandUpdate {
 }
 
 /** Time after a confirmed command within which its events are expected. */
-export const CONFIRM_GRACE_MS = 2000;
+const CONFIRM_GRACE_MS = 2000;
 
 export interface CommandsDeps {
   readonly options: ResolvedOptions;

@@ -56,7 +56,7 @@ export class StateMachine<S extends string, E extends { readonly type: string },
   addTransitions(from: S | readonly S[], map: TransitionMap<S, E, C>): this {
     for (const state of typeof from === 'string' ? [from] : from) {
       let table = this.#transitions.get(state);
-      if (!table) this.#transitions.set(state, (table = new Map()));
+      if (!table) this.#transitions.set(state, (table = new Map<string, Target<S, E, C>>()));
       for (const [type, target] of Object.entries(map) as Array<[string, Target<S, E, C> | undefined]>) {
         if (target !== undefined) table.set(type, target);
       }

@@ -82,7 +82,7 @@ export function deriveStatus(phase: Phase, view: StatusView, maxAttempts: number
 }
 
 /** Internal phase → the public `ClientStatus.state`. */
-export function publicState(phase: Phase, attempt: number): ConnectionState {
+function publicState(phase: Phase, attempt: number): ConnectionState {
   switch (phase) {
     case 'idle':
       return 'disconnected';

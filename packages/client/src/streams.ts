@@ -72,7 +72,8 @@ export class Streams {
     let sub = this.#subs.get(stream);
     if (!sub) {
       const { maxBufferedEvents, timers } = this.#deps.options;
-      sub = new Subscription(stream, params.sessionId, maxBufferedEvents, timers, this.#deps.onTransition);
+      const deps = this.#deps;
+      sub = new Subscription(stream, params.sessionId, maxBufferedEvents, timers, deps.onTransition && ((s, from, to) => deps.onTransition?.(s, from, to)));
       this.#subs.set(stream, sub);
       if (this.#deps.isOpen()) void this.sync(sub, 'resume');
     }

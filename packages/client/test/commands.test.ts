@@ -7,7 +7,7 @@ import { STREAM, connectAndSync, makeClient, orderEvent, useFakeClients } from '
 const { track } = useFakeClients();
 
 describe('optimistic commands', () => {
-  const cancel = (state: StreamState): StreamState => ({ ...state, orders: {} }) as StreamState;
+  const cancel = (state: StreamState): StreamState => ({ ...state, orders: {} });
 
   async function setup(options: Partial<ClientOptions> = {}) {
     const client = track(makeClient(options));

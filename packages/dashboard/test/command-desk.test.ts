@@ -14,11 +14,11 @@ interface Sent {
 const signals = applyEvent(initialState('signals'), {
   type: 'signal:new',
   data: { id: 'sig-1', symbol: 'AAPL', pattern_type: 'SPRING', confidence_score: 80, status: 'pending', session_id: 's1' },
-}) as SignalsState;
+});
 const orders = applyEvent(initialState('orders'), {
   type: 'order:updated',
   data: { order_id: 'ord-1', symbol: 'MSFT', side: 'buy', order_type: 'limit', quantity: '1', price: '400', filled_quantity: '0', status: 'open', session_id: 's1', created_at: '2025-01-01T00:00:00Z' },
-}) as OrdersState;
+});
 
 function harness(account = 'demo') {
   const stores = testStores(account);

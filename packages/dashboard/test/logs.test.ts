@@ -39,7 +39,7 @@ describe('log shipping', () => {
       if (!up) throw new TypeError('offline');
       return new Response('{}', { status: 200 });
     });
-    const log = createLogShipper({ endpoint: '/api/logs', fetch: fetchMock as unknown as typeof fetch, intervalMs: 500 });
+    const log = createLogShipper({ endpoint: '/api/logs', fetch: fetchMock, intervalMs: 500 });
     log.error('one');
     await vi.advanceTimersByTimeAsync(500);
     expect(log.queued).toBe(1);

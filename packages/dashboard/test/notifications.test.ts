@@ -4,7 +4,7 @@ import { createNotifications, heatUtilization, toastForEvent, type ToastSpec } f
 import { createThrottle } from '../src/core/throttle.js';
 
 const signal = (id: string) => ({ type: 'signal:new', data: { id, symbol: 'AAPL', pattern_type: 'SPRING', confidence_score: 82 } });
-const portfolio = (heat: string, max = '10.00'): PortfolioState => ({ ...initialState('portfolio'), portfolio: { total_heat: heat, max_heat: max } as PortfolioState['portfolio'] });
+const portfolio = (heat: string, max = '10.00'): PortfolioState => ({ ...initialState('portfolio'), portfolio: { total_heat: heat, max_heat: max } });
 
 function harness(enabled = true) {
   let now = 0;
@@ -80,7 +80,7 @@ describe('toasts for desk events', () => {
 
   it('reads heat as a percent when the producer gives no limit', () => {
     expect(heatUtilization({ total_heat: '82.44' })).toBe(82.4);
-    expect(heatUtilization({ total_heat: '8.2', max_heat: '10' } as PortfolioState['portfolio'])).toBe(82);
+    expect(heatUtilization({ total_heat: '8.2', max_heat: '10' })).toBe(82);
     expect(heatUtilization({})).toBe(0);
   });
 });

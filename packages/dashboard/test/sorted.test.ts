@@ -25,7 +25,7 @@ describe('incremental sorted view', () => {
         else if (r < 0.8 && ids.length > 0) delete map[ids[Math.floor(rnd() * ids.length)]!];
         else if (ids.length > 0) {
           const target = ids[Math.floor(rnd() * ids.length)]!;
-          if (map[target]) map[target] = { ...map[target]!, v: step, ...(rnd() < 0.3 ? { at: String(Math.floor(rnd() * 50)).padStart(3, '0') } : {}) };
+          if (map[target]) map[target] = { ...map[target], v: step, ...(rnd() < 0.3 ? { at: String(Math.floor(rnd() * 50)).padStart(3, '0') } : {}) };
         }
       }
       expect(view(map)).toEqual(full(map));

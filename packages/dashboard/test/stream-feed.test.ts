@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { applyEvent, initialState, type PortfolioState, type StreamEvent } from '@tradesync/protocol';
+import { applyEvent, initialState, type StreamEvent } from '@tradesync/protocol';
 import { StreamFeed } from '../src/core/stream-feed.js';
 import { SYMBOLS } from '../src/core/stores.js';
 import { FakeSource, streamEvent, testStores } from './support/fakes.js';
@@ -39,7 +39,7 @@ describe('the stream feed', () => {
     feed.start();
     const orders = { orders: { o1: { order_id: 'o1', symbol: 'AAPL' } } } as never;
     source.get('orders:demo').sync(orders, 3);
-    source.get('market:BTC-USD').sync({ last: { symbol: 'BTC-USD', price: '1', timestamp: 'x' } } as never, 9);
+    source.get('market:BTC-USD').sync({ last: { symbol: 'BTC-USD', price: '1', timestamp: 'x' } }, 9);
     source.get('orders:demo').listener.onChange?.();
     expect(scheduled()).toBe(3);
     let writes = 0;
@@ -59,7 +59,7 @@ describe('the stream feed', () => {
   it('hands the account’s portfolio to the caller when the frame wrote it (heat warnings)', () => {
     const { source, feed } = harness();
     feed.start();
-    const portfolio = applyEvent(initialState('portfolio'), { type: 'portfolio:updated', data: { total_heat: '9' } }) as PortfolioState;
+    const portfolio = applyEvent(initialState('portfolio'), { type: 'portfolio:updated', data: { total_heat: '9' } });
     source.get('portfolio:demo').sync(portfolio, 1);
     expect(feed.flush()).toEqual({ frame: 1, portfolio });
   });

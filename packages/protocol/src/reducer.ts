@@ -72,7 +72,7 @@ class Draft {
   readonly #fresh = new WeakSet<object>();
 
   own<T extends object>(value: T): Writable<T> {
-    if (this.#fresh.has(value)) return value as Writable<T>;
+    if (this.#fresh.has(value)) return value;
     const copy = (Array.isArray(value) ? value.slice() : { ...value }) as Writable<T>;
     this.#fresh.add(copy);
     return copy;
@@ -203,7 +203,7 @@ const reduceSignals: Reducer<SignalsState> = (state, { type, data }, draft) => {
       if (!existing) return state;
       const status = type === 'signal:executed' ? 'executed' : 'rejected';
       const next = draft.own(state);
-      next.signals = upsert(draft, state.signals, id, { ...existing, status, ...data } as Signal);
+      next.signals = upsert(draft, state.signals, id, { ...existing, status, ...data });
       return next;
     }
     case 'pattern_detected': {
@@ -235,7 +235,7 @@ const reduceStateMachines: Reducer<StateMachinesState> = (state, { type, data },
       // A change for an instance we never saw cannot make a whole entity: ignore it.
       if (!existing) return state;
       const next = draft.own(state);
-      next.instances = upsert(draft, state.instances, id, { ...existing, ...data } as Instance);
+      next.instances = upsert(draft, state.instances, id, { ...existing, ...data });
       return next;
     }
     case 'instance_removed': {
@@ -267,7 +267,7 @@ const reduceIndicators: Reducer<IndicatorsState> = (state, { type, data }, draft
 const reduceAlerts: Reducer<AlertsState> = (state, { type, data }, draft) => {
   if (type !== 'liquidation_alert' && type !== 'reconciliation_mismatch') return state;
   const entry = { ...data, alert_type: type } as AlertEntry;
-  const alerts = draft.own(state.alerts) as AlertEntry[];
+  const alerts: AlertEntry[] = draft.own(state.alerts);
   const index = alerts.findIndex((a) => a.id === entry.id);
   if (index >= 0) alerts[index] = entry;
   else {

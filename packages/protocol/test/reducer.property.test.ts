@@ -119,7 +119,7 @@ function eventsOf(kind: StreamKind, maxLength = 30): fc.Arbitrary<ReducibleEvent
 
 /** A state reached by replaying random events, so properties start from more than the empty state. */
 function stateOf(kind: StreamKind): fc.Arbitrary<StreamState> {
-  return eventsOf(kind, 15).map((events) => applyEvents(initialState(kind) as StreamState, events));
+  return eventsOf(kind, 15).map((events) => applyEvents(initialState<StreamKind>(kind), events));
 }
 
 /* ------------------------------------------------------------------------- */
@@ -156,7 +156,7 @@ describe.each(STREAM_KINDS.map((kind) => [kind]))('the reducer for %s streams', 
         eventsOf(kind).chain((events) => fc.tuple(fc.constant(events), fc.array(fc.boolean(), { minLength: events.length, maxLength: events.length }))),
         ([events, duplicated]) => {
           const withDuplicates = events.flatMap((event, i) => (duplicated[i] ? [event, structuredClone(event)] : [event]));
-          const start = initialState(kind) as StreamState;
+          const start = initialState<StreamKind>(kind);
           expect(applyEvents(start, withDuplicates)).toEqual(applyEvents(start, events));
         },
       ),
@@ -167,7 +167,7 @@ describe.each(STREAM_KINDS.map((kind) => [kind]))('the reducer for %s streams', 
   it('never mutates the state or the event it is given', () => {
     fc.assert(
       fc.property(eventsOf(kind), (events) => {
-        let state = initialState(kind) as StreamState;
+        let state = initialState<StreamKind>(kind);
         for (const event of events) {
           const stateBefore = structuredClone(state);
           const eventBefore = structuredClone(event);
@@ -186,7 +186,7 @@ describe.each(STREAM_KINDS.map((kind) => [kind]))('the reducer for %s streams', 
   it('gives the same state applying a batch at once as applying its events one by one, without touching the input', () => {
     fc.assert(
       fc.property(eventsOf(kind), eventsOf(kind), (before, batch) => {
-        const start = applyEvents(initialState(kind) as StreamState, before);
+        const start = applyEvents(initialState<StreamKind>(kind), before);
         const copy = structuredClone(start);
         deepFreeze(start);
         const oneByOne = batch.reduce<StreamState>((state, event) => applyEvent(state, event), start);
@@ -202,7 +202,7 @@ describe.each(STREAM_KINDS.map((kind) => [kind]))('the reducer for %s streams', 
       fc.property(
         eventsOf(kind).chain((events) => fc.tuple(fc.constant(events), fc.integer({ min: 0, max: events.length }))),
         ([events, cut]) => {
-          const start = initialState(kind) as StreamState;
+          const start = initialState<StreamKind>(kind);
           const full = applyEvents(start, events);
           const snapshot = JSON.parse(JSON.stringify(applyEvents(start, events.slice(0, cut)))) as StreamState;
           const resumed = applyEvents(snapshot, events.slice(cut));

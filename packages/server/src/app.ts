@@ -82,8 +82,10 @@ export class Gateway {
     this.store.on('events', (applied) => this.#fanout.publish(applied));
     this.#compactor = new Compactor(this.store, this.engine, this.config.history, migrations, this.log);
     this.#ws = new WebSocketGateway(this.ctx);
+    // Typed as Fastify's base logger, so the instance keeps Fastify's default generics.
+    const fastifyLogger: FastifyBaseLogger = this.log;
     this.#http = Fastify({
-      loggerInstance: this.log as FastifyBaseLogger,
+      loggerInstance: fastifyLogger,
       bodyLimit: this.config.limits.maxBodyBytes,
       trustProxy: this.config.trustedProxies.length > 0 ? [...this.config.trustedProxies] : false,
     });

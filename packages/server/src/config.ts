@@ -15,7 +15,7 @@ export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 const ENV_PREFIX = 'TRADESYNC_';
 /** Names the config file; not a setting itself, so it is exempt from the unknown-variable check. */
@@ -222,7 +222,7 @@ function collectLeaves(schema: z.ZodType, path: readonly string[], out: Leaf[]):
     else break;
   }
   if (s instanceof z.ZodObject) {
-    for (const [key, child] of Object.entries(s.shape as Record<string, z.ZodType>)) {
+    for (const [key, child] of Object.entries(s.shape) as Array<[string, z.ZodType]>) {
       collectLeaves(child, [...path, key], out);
     }
     return out;

@@ -40,7 +40,7 @@ export function validateEvents(inputs: readonly unknown[]): { events: EventInput
       problems.push({ index, code: 'INVALID_EVENT', message: `market:tick for ${String((parsed.data as { symbol?: unknown }).symbol)} on stream ${stream}` });
       return;
     }
-    events.push({ stream, type, data: parsed.data as Record<string, unknown> });
+    events.push({ stream, type, data: parsed.data });
   });
   return { events, problems };
 }

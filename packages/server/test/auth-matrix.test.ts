@@ -105,7 +105,7 @@ function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
 async function urlTokenOutcome(wsUrl: string, token: string): Promise<{ code: number; messages: Message[] }> {
   const socket = new WebSocket(`${wsUrl}?token=${encodeURIComponent(token)}`);
   const messages: Message[] = [];
-  socket.on('message', (data) => messages.push(JSON.parse(data.toString()) as Message));
+  socket.on('message', (data) => messages.push(JSON.parse((data as Buffer).toString()) as Message));
   socket.on('error', () => {});
   const code = await within(new Promise<number>((resolve) => socket.on('close', (c) => resolve(c))), 5000, 'close after a refused URL token');
   return { code, messages };
@@ -209,7 +209,7 @@ const REJECTIONS: readonly Rejection[] = [
       return hmacWith(new Uint8Array(Buffer.from(pem.replace(/-----[^-]+-----|\s/g, ''), 'base64')), claimsA);
     },
   },
-  { name: "an HS256 token whose HMAC secret is the RSA JWK's n (base64url text)", gateway: 'jwks', token: () => hmacWith(new TextEncoder().encode(rsaJwk.n!), claimsA) },
+  { name: "an HS256 token whose HMAC secret is the RSA JWK's n (base64url text)", gateway: 'jwks', token: () => hmacWith(new TextEncoder().encode(rsaJwk.n), claimsA) },
   { name: "an HS256 token whose HMAC secret is the RSA JWK's n (decoded bytes)", gateway: 'jwks', token: () => hmacWith(new Uint8Array(Buffer.from(rsaJwk.n!, 'base64url')), claimsA) },
   { name: 'an HS256 token whose HMAC secret is the RSA JWK as JSON', gateway: 'jwks', token: () => hmacWith(new TextEncoder().encode(JSON.stringify(rsaJwk)), claimsA) },
   ...ASYMMETRIC.map(

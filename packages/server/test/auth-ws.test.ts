@@ -16,7 +16,7 @@ function sign(claims: JWTPayload, opts: { secret?: string; exp?: number | string
 /** Resolves with the close code, and every message received before the close. */
 function closeOf(socket: WebSocket): Promise<{ code: number; messages: Message[] }> {
   const messages: Message[] = [];
-  socket.on('message', (data) => messages.push(JSON.parse(data.toString()) as Message));
+  socket.on('message', (data) => messages.push(JSON.parse((data as Buffer).toString()) as Message));
   return new Promise((resolve) => socket.on('close', (code) => resolve({ code, messages })));
 }
 
@@ -46,7 +46,7 @@ describe('WebSocket authentication', () => {
   it('answers a message sent the moment the socket opens with a URL token, losing nothing while the token is checked', async () => {
     const socket = new WebSocket(`${gw.wsUrl}?token=${alice}`);
     const messages: Message[] = [];
-    socket.on('message', (data) => messages.push(JSON.parse(data.toString()) as Message));
+    socket.on('message', (data) => messages.push(JSON.parse((data as Buffer).toString()) as Message));
     socket.on('open', () => {
       socket.send(JSON.stringify({ id: 'early-sub', type: 'subscribe', data: { stream: 'orders:alice' } }));
       socket.send(JSON.stringify({ id: 'early-ping', type: 'ping' }));

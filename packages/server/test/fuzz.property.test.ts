@@ -189,8 +189,8 @@ const nastyValue = (opts: { depths: readonly number[]; lengths: readonly number[
     { weight: 2, arbitrary: deepArb(opts.depths) },
     { weight: 2, arbitrary: longStringArb(opts.lengths) },
     { weight: 2, arbitrary: unicodeArb },
-    { weight: 1, arbitrary: fc.double() as fc.Arbitrary<Json> },
-    { weight: 1, arbitrary: fc.integer() as fc.Arbitrary<Json> },
+    { weight: 1, arbitrary: fc.double() },
+    { weight: 1, arbitrary: fc.integer() },
     { weight: 2, arbitrary: fc.constantFrom<Json>('market:BTC-USD', 'orders:fz1', 'portfolio', 'subscribe', 'ping', 'open', '1.5', '2026-01-01T00:00:00Z', 'fz1') },
     { weight: 1, arbitrary: fc.array(fc.constantFrom<Json>(1, 'a', null, {}), { maxLength: 20 }) },
   );
@@ -416,7 +416,7 @@ class FuzzSocket {
 
   private constructor(readonly socket: WebSocket) {
     socket.on('message', (data, isBinary) => {
-      const text = data.toString();
+      const text = (data as Buffer).toString();
       let message: Message;
       try {
         message = JSON.parse(text) as Message;
@@ -668,15 +668,15 @@ const httpCaseArb = (value: fc.Arbitrary<Json>): fc.Arbitrary<HttpCase> =>
     });
 
 const FUZZ_EVENT_BUILDERS: ReadonlyArray<() => Json> = [
-  () => order('fz1') as Json,
-  () => order('fz2', { status: 'filled' }) as Json,
+  () => order('fz1'),
+  () => order('fz2', { status: 'filled' }),
   () => ({ stream: 'orders:fz1', type: 'order:closed', data: { order_id: 'ord-x', status: 'cancelled' } }),
-  () => tick('BTC-USD', '42000.5') as Json,
-  () => balance('fz1') as Json,
-  () => position('fz2') as Json,
-  () => signal('fz1') as Json,
-  () => instance('fz1') as Json,
-  () => indicator('fz2') as Json,
+  () => tick('BTC-USD', '42000.5'),
+  () => balance('fz1'),
+  () => position('fz2'),
+  () => signal('fz1'),
+  () => instance('fz1'),
+  () => indicator('fz2'),
 ];
 const fuzzEventArb: fc.Arbitrary<Json> = fc
   .tuple(fc.nat(FUZZ_EVENT_BUILDERS.length - 1), mutationsArb(restValues))

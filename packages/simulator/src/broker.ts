@@ -20,8 +20,8 @@ import type { SymbolSpec } from './symbols.js';
  * Every change pushes the wire events it causes onto `out`.
  */
 
-export type Side = 'buy' | 'sell';
-export type PositionSide = 'long' | 'short';
+type Side = 'buy' | 'sell';
+type PositionSide = 'long' | 'short';
 
 export interface OrderRequest {
   readonly symbol: string;

@@ -24,7 +24,7 @@ export const COMMAND_SCHEMAS = {
   close_position: z.looseObject({ symbol: z.string().min(1).max(32) }),
 } as const satisfies Record<SimulatorAction, z.ZodType>;
 
-export type CommandFields<A extends SimulatorAction> = z.infer<(typeof COMMAND_SCHEMAS)[A]>;
+type CommandFields<A extends SimulatorAction> = z.infer<(typeof COMMAND_SCHEMAS)[A]>;
 export type ParsedCommand = { [A in SimulatorAction]: { action: A; fields: CommandFields<A> } }[SimulatorAction];
 
 /** The same shape as the server's CommandOutcome (kept structural so the simulator does not depend on the server). */

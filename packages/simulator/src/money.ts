@@ -10,7 +10,7 @@ export const ONE = new Big(1);
 export const HUNDRED = new Big(100);
 
 /** Internal precision of money amounts (cash, margin, P&L, average prices). */
-export const MONEY_DP = 8;
+const MONEY_DP = 8;
 
 export function big(value: Big | string | number): Big {
   return new Big(value);

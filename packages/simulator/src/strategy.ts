@@ -21,7 +21,7 @@ export function isLegalTransition(from: StrategyState, to: StrategyState): boole
 }
 
 /** How far along the entry conditions of MONITORING an instance is (pattern, volume, risk). */
-export const CONDITIONS_TOTAL = 3;
+const CONDITIONS_TOTAL = 3;
 
 export interface InstanceRecord {
   readonly instance_id: string;

@@ -10,7 +10,7 @@ type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]>
 
 /** A configuration for tests: a fresh data dir, any free port, quiet logs. */
 export function testConfig(overrides: DeepPartial<GatewayConfig> = {}, dataDir?: string): GatewayConfig {
-  const base = structuredClone(DEFAULT_CONFIG) as GatewayConfig;
+  const base = structuredClone<GatewayConfig>(DEFAULT_CONFIG);
   const merged: GatewayConfig = {
     ...base,
     port: 0,
@@ -21,7 +21,7 @@ export function testConfig(overrides: DeepPartial<GatewayConfig> = {}, dataDir?:
     heartbeat: { ...base.heartbeat, ...overrides.heartbeat },
     limits: { ...base.limits, ...overrides.limits },
     history: { ...base.history, ...overrides.history },
-    auth: { ...base.auth, ...overrides.auth } as GatewayConfig['auth'],
+    auth: { ...base.auth, ...overrides.auth },
   };
   return merged;
 }
@@ -73,7 +73,7 @@ export class TestClient implements AsyncDisposable {
 
   private constructor(readonly socket: WebSocket) {
     socket.on('message', (data) => {
-      const message = JSON.parse(data.toString()) as Message;
+      const message = JSON.parse((data as Buffer).toString()) as Message;
       this.messages.push(message);
       for (const w of [...this.#waiters]) {
         if (this.messages.length - 1 >= w.from && w.match(message)) {

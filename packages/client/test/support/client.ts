@@ -7,7 +7,7 @@ export const quiet: Logger = { debug: () => {}, warn: () => {}, error: () => {} 
 
 /** A client on fake sockets whose jitter is pinned to the middle: every delay is its base. */
 export function makeClient(options: Partial<ClientOptions> = {}): TradeSyncClient {
-  return new TradeSyncClient({ url: 'ws://gw.test/ws', WebSocket: FakeSocket, fetch: null, random: () => 0.5, logger: quiet, ...options } as ClientOptions);
+  return new TradeSyncClient({ url: 'ws://gw.test/ws', WebSocket: FakeSocket, fetch: null, random: () => 0.5, logger: quiet, ...options });
 }
 
 export function orderEvent(offset: number, fields: Record<string, unknown> = {}, epoch = 'e1'): LiveEvent {

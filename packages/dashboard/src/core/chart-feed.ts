@@ -111,4 +111,4 @@ function trimmedAt(error: unknown): number | undefined {
 }
 
 /** A chart point's time: the producer's own when it gives one, else the event's. */
-const pointTime = (event: ChartEvent): number => Date.parse(String(event.data.timestamp ?? event.timestamp));
+const pointTime = (event: ChartEvent): number => Date.parse(typeof event.data.timestamp === 'string' ? event.data.timestamp : event.timestamp);

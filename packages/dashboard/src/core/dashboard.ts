@@ -13,7 +13,7 @@ import { createThrottle } from './throttle.js';
  * numbers are read no faster than that, and at a thousand events a second the frames
  * in between stay free for input and GC.
  */
-export const FRAME_INTERVAL_MS = 33;
+const FRAME_INTERVAL_MS = 33;
 
 /**
  * Puts the page together, outside React: one client for the page (the SDK's shared

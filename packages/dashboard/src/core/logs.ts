@@ -6,7 +6,7 @@ import type { Logger } from '@tradesync/client';
  * `intervalMs`, sooner when `maxBatch` entries wait, and with `keepalive` when the
  * page is hidden so the last lines are not lost with it.
  */
-export interface LogEntry {
+interface LogEntry {
   readonly level: 'warn' | 'error';
   readonly message: string;
   readonly time: string;

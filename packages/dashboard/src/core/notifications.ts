@@ -46,8 +46,8 @@ export function toastForEvent(event: Pick<StreamEvent, 'type' | 'data'>, symbolO
     case 'signal:new':
       return {
         kind: 'info',
-        title: `New signal: ${String(d.pattern_type ?? 'signal')} on ${symbol ?? '?'}`,
-        description: d.confidence_score !== undefined ? `Confidence ${String(d.confidence_score)}%` : undefined,
+        title: `New signal: ${typeof d.pattern_type === 'string' ? d.pattern_type : 'signal'} on ${symbol ?? '?'}`,
+        description: typeof d.confidence_score === 'number' || typeof d.confidence_score === 'string' ? `Confidence ${d.confidence_score}%` : undefined,
         signalId: id,
       };
     case 'signal:executed':

@@ -1,5 +1,5 @@
 import { createStore, type StoreApi } from 'zustand/vanilla';
-import type { ClientStatus, SyncFailedInfo } from '@tradesync/client';
+import type { ClientStatus } from '@tradesync/client';
 import {
   initialState,
   type AccountStreamKind,
@@ -46,7 +46,7 @@ export interface DataState extends AccountStreams {
   readonly frame: number;
 }
 
-export function emptySlice<K extends AccountStreamKind | 'market'>(kind: K): StreamSlice<ReturnType<typeof initialState<K>>> {
+function emptySlice<K extends AccountStreamKind | 'market'>(kind: K): StreamSlice<ReturnType<typeof initialState<K>>> {
   return { state: initialState(kind), updatedAt: null, synced: false, offset: 0 };
 }
 
@@ -61,7 +61,7 @@ export function emptyAccountStreams(): AccountStreams {
   };
 }
 
-export interface SyncBanner {
+interface SyncBanner {
   readonly streams: readonly string[];
   readonly message: string;
 }
@@ -210,4 +210,3 @@ export function createStores(initial: { account: string; status: ClientStatus; s
   };
 }
 
-export type { SyncFailedInfo };

@@ -54,7 +54,7 @@ function Ticker() {
   );
 }
 
-export function ConnectionStatus() {
+function ConnectionStatus() {
   const { desk } = useDesk();
   const status = useConnection((c) => c.status);
   const now = useConnection((c) => c.now);

@@ -47,7 +47,3 @@ export function Panel({ id, title, updatedAt, synced = true, tools, className, c
     </section>
   );
 }
-
-export function Empty({ children }: { readonly children: ReactNode }) {
-  return <div className="empty">{children}</div>;
-}

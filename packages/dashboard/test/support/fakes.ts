@@ -21,7 +21,7 @@ export function status(state: ClientStatus['state'], patch: Partial<ClientStatus
     lastClose: null,
     stopReason: null,
   };
-  return { ...base, ...patch } as ClientStatus;
+  return { ...base, ...patch };
 }
 
 export function testStores(account = 'demo', panels: Partial<Record<string, boolean>> = {}): Stores {
@@ -103,8 +103,8 @@ export class FakeClient implements DeskClient {
   on<E extends keyof ClientEvents>(event: E, listener: (...args: ClientEvents[E]) => void): () => void {
     const set = this.#listeners.get(event) ?? new Set<AnyListener>();
     this.#listeners.set(event, set);
-    set.add(listener as AnyListener);
-    return () => set.delete(listener as AnyListener);
+    set.add(listener);
+    return () => set.delete(listener);
   }
 
   emit<E extends keyof ClientEvents>(event: E, ...args: ClientEvents[E]): void {

@@ -26,7 +26,7 @@ export interface EmbeddedEngineOptions {
   readonly onListenerError?: (error: unknown) => void;
 }
 
-export const DB_FILE = 'tradesync.db';
+const DB_FILE = 'tradesync.db';
 
 /** How long a statement waits for a lock held by another connection before failing. */
 const BUSY_TIMEOUT_MS = 5000;

@@ -80,7 +80,7 @@ export function registerApi(base: FastifyInstance, ctx: GatewayContext, { access
     if (Number.isNaN(sinceMs)) return sendError(reply, 400, ErrorCode.INVALID_MESSAGE, sinceInvalid);
     const state = ctx.store.stateOf(`signals:${account}`) as SignalsState;
     const signals = Object.values(state.signals).filter((s) => {
-      const at = Date.parse(String(s.updated_at ?? s.created_at ?? s.timestamp ?? ''));
+      const at = Date.parse([s.updated_at, s.created_at, s.timestamp].find((t): t is string => typeof t === 'string') ?? '');
       return Number.isNaN(at) ? since === undefined : at >= sinceMs;
     });
     const entry = ctx.store.get(`signals:${account}`);

@@ -32,9 +32,9 @@ export interface Access {
   /** Hook: 403 unless the caller may trade (run after `authenticate`). */
   readonly mayTrade: preValidationAsyncHookHandler;
   /** The principal `authenticate` set. */
-  principalOf(req: FastifyRequest): Principal;
+  readonly principalOf: (req: FastifyRequest) => Principal;
   /** The account named (the route passes its body's or `?account=`), resolved as over WebSocket; undefined after replying 400 or 403. */
-  accountOf(req: FastifyRequest, reply: FastifyReply, named: string | undefined): string | undefined;
+  readonly accountOf: (req: FastifyRequest, reply: FastifyReply, named: string | undefined) => string | undefined;
 }
 
 export function createAccess(app: FastifyInstance, ctx: GatewayContext): Access {

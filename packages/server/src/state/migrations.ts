@@ -14,7 +14,7 @@ export interface Migration {
   readonly migrate: (state: unknown, kind: StreamKind) => unknown;
 }
 
-export class UnknownStateVersionError extends Error {
+class UnknownStateVersionError extends Error {
   override readonly name = 'UnknownStateVersionError';
 }
 

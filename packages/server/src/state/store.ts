@@ -5,7 +5,6 @@ import type { Logger } from '../logger.js';
 import type { MigrationRegistry } from './migrations.js';
 import { applyMany, emptyEntry, rebuildEntry, StateRebuildError } from './rebuild.js';
 
-export { StateRebuildError } from './rebuild.js';
 
 /**
  * The gateway's materialized view of every stream: current state (through the one

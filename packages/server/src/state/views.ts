@@ -31,14 +31,14 @@ export function buildStateSync(store: StreamStore, account: string, sessionId: s
     positions: Object.values(portfolio.positions),
     active_signals: Object.values(signals.signals).filter((s) => s.status === 'pending').filter(bySession(sessionId)),
     state_machine_state: Object.values(machines.instances).filter(bySession(sessionId)),
-    indicator_values: indicators.indicators as Record<string, Record<string, string>>,
+    indicator_values: indicators.indicators,
     pending_orders: Object.values(orders.orders).filter(bySession(sessionId)),
     streams: streamPositions(store, account),
   };
 }
 
 /** `{epoch, offset}` of each of an account's streams, so a client knows where the data stands. */
-export function streamPositions(store: StreamStore, account: string): Record<string, { epoch: string; offset: number }> {
+function streamPositions(store: StreamStore, account: string): Record<string, { epoch: string; offset: number }> {
   const out: Record<string, { epoch: string; offset: number }> = {};
   for (const kind of ACCOUNT_STREAM_KINDS) {
     const entry = store.get(streamName(kind, account));

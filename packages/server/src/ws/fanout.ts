@@ -7,7 +7,7 @@ import { BatchFrames, SharedMessage, type PendingEvent } from './frames.js';
 import { snapshotOf } from './resume.js';
 
 /** An event as every subscriber receives it, serialized once. */
-export function serializeEvent(event: StoredEvent): string {
+function serializeEvent(event: StoredEvent): string {
   return JSON.stringify({
     type: event.type,
     stream: event.stream,

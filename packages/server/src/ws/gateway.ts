@@ -186,7 +186,7 @@ export class WebSocketGateway {
 
     ws.on('message', (data: RawData, isBinary: boolean) => {
       const bytes = byteLength(data);
-      const text = isBinary ? '' : data.toString();
+      const text = isBinary ? '' : textOf(data);
       void this.#handlers.handle(conn, isBinary ? '\u0000binary' : text, bytes);
     });
     ws.on('pong', () => conn.heard());
@@ -250,6 +250,13 @@ export class WebSocketGateway {
 
 function refuse(socket: Duplex, status: number, text: string): void {
   socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+}
+
+/** A text frame's payload: ws hands it over as a Buffer (or, fragmented, Buffers; ArrayBuffer with another binaryType). */
+function textOf(data: RawData): string {
+  if (Buffer.isBuffer(data)) return data.toString();
+  if (Array.isArray(data)) return Buffer.concat(data).toString();
+  return Buffer.from(data).toString();
 }
 
 function byteLength(data: RawData): number {

@@ -26,7 +26,7 @@ export class TokenBucket {
 }
 
 /** Rate-limit drops are counted over this window to tell a burst from a flood. */
-export const RATE_ABUSE_WINDOW_MS = 10_000;
+const RATE_ABUSE_WINDOW_MS = 10_000;
 
 /** What the rate limit makes of one message: served, dropped (and answered), or the flood that closes the connection. */
 export type RateVerdict = 'admitted' | 'dropped' | 'flood';

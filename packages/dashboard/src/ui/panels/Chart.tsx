@@ -180,7 +180,7 @@ function markersFor(signals: SignalsState, symbol: string): SeriesMarker<UTCTime
   const list: SeriesMarker<UTCTimestamp>[] = [];
   for (const s of Object.values(signals.signals)) {
     if (s.symbol !== symbol) continue;
-    const at = Date.parse(String(s.created_at ?? ''));
+    const at = Date.parse(typeof s.created_at === 'string' ? s.created_at : '');
     if (Number.isNaN(at)) continue;
     const buy = s.side !== 'sell';
     list.push({

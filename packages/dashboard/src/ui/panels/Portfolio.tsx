@@ -89,6 +89,6 @@ function Kpi({ label, value, unit, className, big, testId }: { label: string; va
 }
 
 /** `demo-abc123-s1-campaign` → `s1-campaign`-ish: the tail that differs. */
-export function shortId(id: string): string {
+function shortId(id: string): string {
   return id.length > 22 ? `…${id.slice(-20)}` : id;
 }

@@ -8,7 +8,7 @@ import { useData, useDesk, useUi } from '../context.js';
 import { Panel } from '../Panel.js';
 
 /** Past this many rows the list renders only what is on screen. */
-export const VIRTUALIZE_ABOVE = 100;
+const VIRTUALIZE_ABOVE = 100;
 const ROW_HEIGHT = 26;
 
 type Row = Signal & { readonly pending_action?: string; readonly created_at?: string; readonly [key: string]: unknown };
@@ -18,7 +18,7 @@ export function SignalsPanel() {
   const commands = useUi((u) => u.commands);
   // Incremental: each frame brings a few new signals, not a new list of a thousand to sort.
   const [view] = useState(() => createSortedView<Row>(newestFirst, (s) => s.id));
-  const signals = view(slice.state.signals as Readonly<Record<string, Row>>);
+  const signals = view(slice.state.signals);
   const pending = useMemo(() => signals.filter((s) => s.status === 'pending').length, [signals]);
   return (
     <Panel

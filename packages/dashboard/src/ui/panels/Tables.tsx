@@ -132,7 +132,7 @@ const ORDER_ROW_HEIGHT = 25;
  * row below it in the DOM, every frame (a few dozen busy orders cost more than a
  * thousand quiet signals).
  */
-export const ORDERS_VIRTUALIZE_ABOVE = 30;
+const ORDERS_VIRTUALIZE_ABOVE = 30;
 
 /**
  * Many orders: only the rows on screen, between two spacer rows, in a fixed-height

@@ -21,7 +21,7 @@ import type { StoredEvent, StreamHead } from '../engine.js';
 /** Events read from the log per round trip when filling a gap. */
 export const FILL_PAGE = 1000;
 /** Beyond this many notifications waiting for a fill, drop them: the log has them all. */
-export const MAX_PENDING = 10_000;
+const MAX_PENDING = 10_000;
 /** Retired epochs remembered per stream. */
 const RETIRED_KEPT = 8;
 

@@ -18,7 +18,7 @@ import type { Redis } from 'ioredis';
  */
 export type RedisDurability = 'aof' | 'fsync' | 'none';
 
-export type DurabilityCode =
+type DurabilityCode =
   /** Everything the mode needs was verified. */
   | 'ok'
   /** Not verified since the (re)connect yet. */

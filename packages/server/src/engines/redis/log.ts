@@ -12,7 +12,7 @@ import type { Keys } from './keys.js';
  * into EngineUnavailableError where a caller waits on them).
  */
 
-export const newEpoch = (): string => randomBytes(8).toString('hex');
+const newEpoch = (): string => randomBytes(8).toString('hex');
 
 /** One stream of an append: its epoch, the head before the call, and the stamp of its events. */
 export interface AppendedStream {

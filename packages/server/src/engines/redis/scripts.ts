@@ -32,7 +32,7 @@ export function defineScripts(client: Redis): void {
 
 type Arg = string | number;
 /** A read reply: {0} unknown stream, {1, epoch, head, first} trimmed, {2, epoch, head, first, entries}. */
-export type ReadReply = [number, string?, number?, number?, Array<[string, string[]]>?];
+type ReadReply = [number, string?, number?, number?, Array<[string, string[]]>?];
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
