@@ -12,6 +12,10 @@ import type { StreamKind } from './streams.js';
  * Within one `applyEvents` call a collection is copied at most once and then changed
  * in place (copy-on-write per batch): a batch of a hundred signals copies the signals
  * map once, not a hundred times.
+ *
+ * Longer than ~300 lines on purpose: the rules of every stream kind, side by side in
+ * the one file that server and clients share, so a change to one kind is read against
+ * all the others.
  */
 
 export interface OrdersState { readonly orders: Readonly<Record<string, Order>> }

@@ -18,6 +18,9 @@ import type { SymbolSpec } from './symbols.js';
  *    capped at the margin released (isolated margin: the rest is the liquidation
  *    engine's loss, as on a real exchange).
  * Every change pushes the wire events it causes onto `out`.
+ *
+ * One file on purpose: orders, fills, positions and balances change together in every
+ * step, and the money invariants above hold across all of them.
  */
 
 type Side = 'buy' | 'sell';

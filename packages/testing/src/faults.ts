@@ -11,6 +11,9 @@
  * - offsets not dense (1..head without a gap) as a problem;
  * and compares client replicas (rebuilt with the one reducer from what a WebSocket
  * delivered) with the server state.
+ *
+ * One file on purpose: the scenarios share their producers, log reader and replica
+ * checks, and the test and the bench must run exactly the same code.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
