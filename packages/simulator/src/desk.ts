@@ -1,3 +1,8 @@
+/**
+ * One account's trading desk (see the class below). Longer than ~300 lines on purpose:
+ * a signal's whole life, from detection to execution, rejection or expiry, and the
+ * strategy instance that acts on it, read in one place.
+ */
 import type { EventInput } from '@tradesync/protocol';
 import { CommandError, CommandErrorCode } from './codes.js';
 import { iso } from './clock.js';

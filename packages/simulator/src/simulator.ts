@@ -1,3 +1,8 @@
+/**
+ * The built-in trading engine. Longer than ~300 lines on purpose: one step of the
+ * simulation (market, indicators, patterns, desks, broker, reconciliation) runs in a
+ * fixed order that the determinism tests pin, and that order reads best in one file.
+ */
 import type { EventInput } from '@tradesync/protocol';
 import { PaperBroker } from './broker.js';
 import { SimClock, WallClock, iso, type Clock } from './clock.js';

@@ -1,3 +1,8 @@
+/**
+ * Test harness for TradeSync's own tests: a real gateway on a free port (cleaned up
+ * with `await using`), a recording WebSocket client, HTTP helpers and entity builders.
+ * One file on purpose: every protocol test imports these together.
+ */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

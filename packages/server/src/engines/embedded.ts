@@ -1,3 +1,8 @@
+/**
+ * The embedded engine: the log in one SQLite file (WAL), every Engine method with its
+ * statement and transaction. Longer than ~300 lines on purpose: the schema, the
+ * prepared statements and the methods that use them are read together.
+ */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
