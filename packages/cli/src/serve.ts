@@ -101,7 +101,8 @@ export async function serve(args: string[]): Promise<number> {
     return 2;
   }
 
-  const log = createLogger(config.logLevel);
+  // A person at a terminal gets readable lines; a pipe or a file gets JSON.
+  const log = createLogger(config.logLevel, undefined, { pretty: process.stdout.isTTY === true });
   const gateway = new Gateway({ config: { ...config, dashboardDir: config.dashboardDir ?? builtDashboard() }, logger: log });
   await gateway.start();
   console.log(`TradeSync gateway on ${gateway.url} (WebSocket ${gateway.wsUrl}, engine ${gateway.engine.kind})`);

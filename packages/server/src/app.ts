@@ -88,6 +88,12 @@ export class Gateway {
       loggerInstance: fastifyLogger,
       bodyLimit: this.config.limits.maxBodyBytes,
       trustProxy: this.config.trustedProxies.length > 0 ? [...this.config.trustedProxies] : false,
+      // One line per request is noise at info (the dashboard polls, Prometheus scrapes):
+      // requests are logged at debug, below.
+      disableRequestLogging: true,
+    });
+    this.#http.addHook('onResponse', async (req, reply) => {
+      if (this.log.isLevelEnabled('debug')) req.log.debug({ method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
     });
     this.#http.server.on('upgrade', (req, socket, head) => this.#ws.handleUpgrade(req, socket, head));
   }
