@@ -133,6 +133,22 @@ describe('GET /api/v1/signals', () => {
     expect(typeof recent.body.epoch).toBe('string');
   });
 
+  it('returns a signal executed or rejected after `since` even though it was created before, once, in its latest version', async () => {
+    await using gw = await startGateway();
+    await publish(gw.url, [
+      signal('demo', { id: 'ran', created_at: '2020-01-01T00:00:00.000Z' }),
+      signal('demo', { id: 'refused', created_at: '2020-01-01T00:00:00.000Z' }),
+      signal('demo', { id: 'quiet', created_at: '2020-01-01T00:00:00.000Z' }),
+    ]);
+    await publish(gw.url, [
+      { stream: 'signals:demo', type: 'signal:executed', data: { id: 'ran', status: 'executed', executed_at: '2030-01-01T00:00:00.000Z' } },
+      { stream: 'signals:demo', type: 'signal:rejected', data: { id: 'refused', status: 'rejected', rejected_at: '2030-01-02T00:00:00.000Z' } },
+    ]);
+    const res = await http(gw.url, `/api/v1/signals?since=${encodeURIComponent('2025-06-01T00:00:00Z')}`);
+    const got = (res.body.signals as Array<{ id: string; status: string }>).map((s) => `${s.id}:${s.status}`).sort();
+    expect(got).toEqual(['ran:executed', 'refused:rejected']);
+  });
+
   it('answers a `since` that is not a time with 400', async () => {
     await using gw = await startGateway();
     const res = await http(gw.url, '/api/v1/signals?since=yesterday-ish');

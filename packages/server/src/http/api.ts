@@ -80,8 +80,8 @@ export function registerApi(base: FastifyInstance, ctx: GatewayContext, { access
     if (Number.isNaN(sinceMs)) return sendError(reply, 400, ErrorCode.INVALID_MESSAGE, sinceInvalid);
     const state = ctx.store.stateOf(`signals:${account}`) as SignalsState;
     const signals = Object.values(state.signals).filter((s) => {
-      const at = Date.parse([s.updated_at, s.created_at, s.timestamp].find((t): t is string => typeof t === 'string') ?? '');
-      return Number.isNaN(at) ? since === undefined : at >= sinceMs;
+      const at = lastChangedAt(s);
+      return at === undefined ? since === undefined : at >= sinceMs;
     });
     const entry = ctx.store.get(`signals:${account}`);
     return { account, signals, epoch: entry?.epoch ?? null, offset: entry?.head ?? 0 };
@@ -157,4 +157,20 @@ export function registerApi(base: FastifyInstance, ctx: GatewayContext, { access
       return reply.code(status).send({ type: 'command_result', action: command.action, command_id: command.command_id, ...outcome });
     },
   );
+}
+
+/**
+ * When a signal last changed, from the times it carries: a signal executed or rejected
+ * after it was created says so in `executed_at` / `rejected_at`, not in `updated_at`, and
+ * a client catching up with `since` must learn of it. Undefined when it carries none.
+ */
+const SIGNAL_TIMES = ['updated_at', 'executed_at', 'rejected_at', 'expired_at', 'created_at', 'timestamp'] as const;
+function lastChangedAt(signal: Readonly<Record<string, unknown>>): number | undefined {
+  let latest: number | undefined;
+  for (const field of SIGNAL_TIMES) {
+    const value = signal[field];
+    const at = typeof value === 'string' ? Date.parse(value) : Number.NaN;
+    if (!Number.isNaN(at) && (latest === undefined || at > latest)) latest = at;
+  }
+  return latest;
 }
