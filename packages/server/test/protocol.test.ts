@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { INITIAL_STATE_PARTS, parseServerMessage } from '@tradesync/protocol';
 import { balance, indicator, instance, order, position, publish, signal, startGateway, TestClient, tick, type Message } from '@tradesync/testing';
 
@@ -217,6 +217,27 @@ describe('get_initial_state', () => {
     expect(data.orders).toMatchObject({ count: 1, offset: 1 });
     expect(data.subscriptions).toMatchObject({ streams: [{ stream: 'orders:demo', offset: 1 }] });
     expect(data.connection).toMatchObject({ connection_id: client.messages[0]!.connection_id });
+  });
+
+  it('carries seed 004\'s fields: portfolio.last_updated, subscriptions.rooms, and the connection\'s counts of what it received by kind', async () => {
+    await using gw = await startGateway();
+    await publish(gw.url, [balance('demo')]);
+    await using client = await TestClient.connect(gw.wsUrl);
+    for (const stream of ['portfolio:demo', 'orders:demo', 'market:BTC-USD']) await client.request('subscribe', { stream });
+    await publish(gw.url, [position('demo'), order('demo'), order('demo'), tick('BTC-USD', '1'), tick('BTC-USD', '2'), tick('BTC-USD', '3')]);
+    await vi.waitFor(() => expect(client.events().length).toBe(6));
+    const reply = await client.request('get_initial_state');
+    const data = reply.data as Record<string, Record<string, unknown>>;
+    const lastPortfolioEvent = client.events('portfolio:demo').at(-1)!;
+    expect(data.portfolio!.last_updated).toBe(lastPortfolioEvent.timestamp);
+    expect(data.subscriptions!.rooms).toEqual(['portfolio:demo', 'orders:demo', 'market:BTC-USD']);
+    expect(data.connection).toMatchObject({
+      connected_at: expect.any(String),
+      message_count: 4,
+      portfolio_updates_received: 1,
+      orders_received: 2,
+      market_updates_received: 3,
+    });
   });
 
   it('returns only the requested parts', async () => {

@@ -57,6 +57,8 @@ export function portfolioPart(store: StreamStore, account: string): Record<strin
     balances: state.balances,
     positions: state.positions,
     campaigns: state.campaigns,
+    // When the portfolio last changed: the time of its newest event (null before any).
+    last_updated: entry?.window.at(-1)?.timestamp ?? null,
     epoch: entry?.epoch ?? null,
     offset: entry?.head ?? 0,
   };

@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
-import { CloseCode, type ErrorCode, type ServerMessageFields, type ServerMessageType, type StreamPosition } from '@tradesync/protocol';
+import { CloseCode, type ErrorCode, type ServerMessageFields, type ServerMessageType, type StreamKind, type StreamPosition } from '@tradesync/protocol';
 import type { Principal } from '../auth.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
@@ -87,6 +87,8 @@ export class Connection {
   #messagesIn = 0;
   #framesOut = 0;
   #eventsOut = 0;
+  /** Live events delivered per stream kind (seed 004's `portfolio_updates_received`, …). */
+  readonly #eventsByKind = new Map<StreamKind, number>();
   /** The processing of the latest admitted frame: the next one starts after it (see `inOrder`). */
   #inbox: Promise<void> = Promise.resolve();
   #seq = 0;
@@ -144,6 +146,11 @@ export class Connection {
   /** Counters for the admin list and `get_initial_state`. */
   get stats(): { readonly messagesIn: number; readonly framesOut: number; readonly eventsOut: number; readonly lastSeen: number; readonly bufferedBytes: number } {
     return { messagesIn: this.#messagesIn, framesOut: this.#framesOut, eventsOut: this.#eventsOut, lastSeen: this.#lastSeen, bufferedBytes: this.#socket.bufferedAmount };
+  }
+
+  /** Live events delivered on this connection from streams of `kind`. */
+  eventsReceived(kind: StreamKind): number {
+    return this.#eventsByKind.get(kind) ?? 0;
   }
 
   /* ------------------------------------------------------------ inbound */
@@ -325,6 +332,7 @@ export class Connection {
       const sub = this.#subscriptions.get(event.stream);
       if (!sub || event.offset <= sub.delivered) continue;
       sub.delivered = event.offset;
+      this.#eventsByKind.set(event.kind, (this.#eventsByKind.get(event.kind) ?? 0) + 1);
       fresh.push(event);
     }
     if (fresh.length === 0) return;

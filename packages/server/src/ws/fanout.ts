@@ -1,4 +1,4 @@
-import { CloseCode, type StreamPosition } from '@tradesync/protocol';
+import { CloseCode, type StreamKind, type StreamPosition } from '@tradesync/protocol';
 import type { StoredEvent } from '../engines/engine.js';
 import type { Metrics } from '../metrics.js';
 import type { AppliedEvent, StreamEntry } from '../state/store.js';
@@ -77,7 +77,7 @@ export class Fanout {
       const set = this.#subscribers.get(event.stream);
       if (!set) continue;
       // One queued object per event, shared by every subscriber (no per-connection allocation).
-      const pending: PendingEvent = { stream: event.stream, offset: event.offset, json: serializeEvent(event), tail: undefined };
+      const pending: PendingEvent = { stream: event.stream, kind: kindOf(event.stream), offset: event.offset, json: serializeEvent(event), tail: undefined };
       for (const connection of set) {
         connection.enqueue(pending);
         this.#dirty.add(connection);
@@ -120,4 +120,9 @@ export class Fanout {
     for (const receivedAt of this.#received) this.metrics.appendToSend.observe((now - receivedAt) / 1000);
     this.#received = [];
   };
+}
+
+/** `orders:demo` → `orders`: the stream was validated when it was appended. */
+function kindOf(stream: string): StreamKind {
+  return stream.slice(0, stream.indexOf(':')) as StreamKind;
 }

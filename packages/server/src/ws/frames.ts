@@ -2,7 +2,7 @@
  * Frames serialized once for many connections. Only a frame's head differs between
  * connections (its `sequence_number`); the rest is encoded once and shared.
  */
-import type { ServerMessageFields, ServerMessageType } from '@tradesync/protocol';
+import type { ServerMessageFields, ServerMessageType, StreamKind } from '@tradesync/protocol';
 
 /**
  * A live event as the fan-out queues it: ONE object per event, shared by the queue of
@@ -11,6 +11,8 @@ import type { ServerMessageFields, ServerMessageType } from '@tradesync/protocol
  */
 export interface PendingEvent {
   readonly stream: string;
+  /** The stream's kind, for the per-kind counts of `initial_state.connection`. */
+  readonly kind: StreamKind;
   readonly offset: number;
   /** The event serialized once for every connection: `{"type":…,"stream":…,…}`. */
   readonly json: string;

@@ -191,13 +191,20 @@ export class MessageHandlers {
         portfolio: () => portfolioPart(store, account),
         balances: () => balancesPart(store, account),
         orders: () => ordersPart(store, account),
-        subscriptions: () => ({ streams: conn.positions() }),
+        subscriptions: () => {
+          const streams = conn.positions();
+          // `rooms`: the stream names alone, as seed 004's clients read them.
+          return { streams, rooms: streams.map((s) => s.stream) };
+        },
         connection: () => {
           const stats = conn.stats;
           return {
             connection_id: conn.id,
             connected_at: conn.connectedAt.toISOString(),
             message_count: stats.messagesIn,
+            portfolio_updates_received: conn.eventsReceived('portfolio'),
+            orders_received: conn.eventsReceived('orders'),
+            market_updates_received: conn.eventsReceived('market'),
             frames_sent: stats.framesOut,
             events_sent: stats.eventsOut,
             last_sequence_number: conn.lastSequenceNumber,
