@@ -88,7 +88,7 @@ export class Connection {
   #framesOut = 0;
   #eventsOut = 0;
   /** Live events delivered per stream kind (seed 004's `portfolio_updates_received`, …). */
-  readonly #eventsByKind = new Map<StreamKind, number>();
+  readonly #eventsByKind: Record<StreamKind, number> = { portfolio: 0, orders: 0, signals: 0, state_machines: 0, indicators: 0, alerts: 0, market: 0 };
   /** The processing of the latest admitted frame: the next one starts after it (see `inOrder`). */
   #inbox: Promise<void> = Promise.resolve();
   #seq = 0;
@@ -150,7 +150,7 @@ export class Connection {
 
   /** Live events delivered on this connection from streams of `kind`. */
   eventsReceived(kind: StreamKind): number {
-    return this.#eventsByKind.get(kind) ?? 0;
+    return this.#eventsByKind[kind];
   }
 
   /* ------------------------------------------------------------ inbound */
@@ -332,7 +332,7 @@ export class Connection {
       const sub = this.#subscriptions.get(event.stream);
       if (!sub || event.offset <= sub.delivered) continue;
       sub.delivered = event.offset;
-      this.#eventsByKind.set(event.kind, (this.#eventsByKind.get(event.kind) ?? 0) + 1);
+      this.#eventsByKind[event.kind]++;
       fresh.push(event);
     }
     if (fresh.length === 0) return;
