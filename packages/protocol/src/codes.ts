@@ -31,6 +31,8 @@ export const ErrorCode = {
   TIMEOUT: 'TIMEOUT',
   /** The command action is unknown, or no engine accepts commands. */
   UNKNOWN_COMMAND: 'UNKNOWN_COMMAND',
+  /** (REST, 404) The entity asked for does not exist (e.g. a pattern id no signals stream holds). */
+  NOT_FOUND: 'NOT_FOUND',
   /** The requested history is no longer kept; take a snapshot instead. */
   HISTORY_TRIMMED: 'HISTORY_TRIMMED',
   /** The log (engine) cannot be reached; try again later. */

@@ -64,7 +64,7 @@ export class Gateway {
     this.engine = options.engine ?? createEngine(this.config);
     const migrations = options.migrations ?? defaultMigrations();
     this.store = new StreamStore(this.engine, migrations, { memoryWindow: this.config.history.memoryWindow }, this.log);
-    this.#fanout = new Fanout(this.metrics);
+    this.#fanout = new Fanout(this.metrics, this.log);
     const trust = proxyAddr.compile([...this.config.trustedProxies]);
     this.ctx = {
       config: this.config,

@@ -59,6 +59,12 @@ export class Metrics {
     help: 'Connections dropped with 4000 because the peer was silent for too long (a dead or half-open peer)',
     registers: [this.registry],
   });
+  readonly largeEvents = new Counter({
+    name: 'tradesync_large_events_total',
+    help: 'Live events over 10 KB serialized for clients, by event type (keep live messages small: link to details, e.g. full_details_url)',
+    labelNames: ['type'],
+    registers: [this.registry],
+  });
   readonly errorsSent = new Counter({
     name: 'tradesync_errors_sent_total',
     help: 'Error replies sent to clients, by code',

@@ -1,4 +1,4 @@
-import { EVENT_TYPES, EventInput, isEventType, parseStream } from '@tradesync/protocol';
+import { EVENT_TYPES, EventInput, isEventType, parseStream, type StreamRef } from '@tradesync/protocol';
 
 export interface PublishProblem {
   readonly index: number;
@@ -40,7 +40,18 @@ export function validateEvents(inputs: readonly unknown[]): { events: EventInput
       problems.push({ index, code: 'INVALID_EVENT', message: `market:tick for ${String((parsed.data as { symbol?: unknown }).symbol)} on stream ${stream}` });
       return;
     }
-    events.push({ stream, type, data: parsed.data });
+    events.push({ stream, type, data: withDetailsUrl(type, ref, parsed.data) });
   });
   return { events, problems };
+}
+
+/**
+ * A `pattern_detected` event links to the whole pattern (`GET /api/v1/patterns/{id}`), so
+ * a client that shows a summary fetches the rest only when asked (the large-payload rule
+ * of the seed dashboards: live messages under 10 KB). A producer's own link is kept.
+ */
+function withDetailsUrl<D extends Record<string, unknown>>(type: string, ref: StreamRef, data: D): D {
+  if (type !== 'pattern_detected' || ref.kind === 'market' || data.full_details_url !== undefined) return data;
+  const id = encodeURIComponent(String(data.id));
+  return { ...data, full_details_url: `/api/v1/patterns/${id}?account=${encodeURIComponent(ref.account)}` };
 }

@@ -350,3 +350,50 @@ describe('GET /api/admin/websocket/connections', () => {
     await vi.waitFor(async () => expect((await http(gw.url, '/api/admin/websocket/connections')).body.count).toBe(0));
   });
 });
+
+describe('large payloads (seed 002: live messages under 10 KB, details by link)', () => {
+  const pattern = (id: string, extra: Record<string, unknown> = {}) => ({
+    stream: 'signals:demo',
+    type: 'pattern_detected',
+    data: { id, symbol: 'BTC-USD', pattern_type: 'SPRING', confidence_score: 82, phase: 'C', test_confirmed: true, ...extra },
+  });
+
+  it('gives pattern_detected a full_details_url that GET /api/v1/patterns/{id} answers with the whole pattern', async () => {
+    await using gw = await startGateway();
+    await using client = await TestClient.connect(gw.wsUrl);
+    await client.request('subscribe', { stream: 'signals:demo' });
+    await publish(gw.url, [pattern('pat-1', { points: [1, 2, 3] })]);
+    const live = await client.next((m) => m.type === 'pattern_detected');
+    const url = (live.data as { full_details_url: string }).full_details_url;
+    expect(url).toBe('/api/v1/patterns/pat-1?account=demo');
+    const details = await http(gw.url, url);
+    expect(details.status).toBe(200);
+    expect(details.body).toMatchObject({ account: 'demo', pattern: { id: 'pat-1', points: [1, 2, 3], full_details_url: url } });
+    const missing = await http(gw.url, '/api/v1/patterns/nope');
+    expect(missing.status).toBe(404);
+    expect(missing.body).toMatchObject({ success: false, error: { code: 'NOT_FOUND' } });
+    // A producer's own link is kept.
+    await publish(gw.url, [pattern('pat-2', { full_details_url: 'https://engine.example/p/2' })]);
+    const own = await client.next((m) => m.type === 'pattern_detected');
+    expect((own.data as { full_details_url: string }).full_details_url).toBe('https://engine.example/p/2');
+  });
+
+  it('warns once a minute per type, and counts every one, when a live event is over 10 KB', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        for (const line of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(line) as Record<string, unknown>);
+        done();
+      },
+    });
+    await using gw = await startGateway({}, { logger: pino({ level: 'warn' }, sink) });
+    await using client = await TestClient.connect(gw.wsUrl);
+    await client.request('subscribe', { stream: 'orders:demo' });
+    await publish(gw.url, [order('demo', { note: 'x'.repeat(11_000) }), order('demo', { note: 'y'.repeat(11_000) }), order('demo')]);
+    await vi.waitFor(() => expect(client.events('orders:demo')).toHaveLength(3));
+    expect(await metric(gw.url, 'tradesync_large_events_total', { type: 'order:updated' })).toBe(2);
+    const warned = lines.filter((l) => String(l.msg).includes('over 10 KB'));
+    expect(warned).toHaveLength(1);
+    expect(warned[0]).toMatchObject({ type: 'order:updated', stream: 'orders:demo' });
+  });
+});

@@ -31,6 +31,8 @@ const EventsQuery = z.looseObject({
 /** A JSON array of events, or `{events: [...]}`; the 10,000 cap is checked by the route (413, not 400). */
 const PublishBody = z.union([z.array(z.unknown()).min(1), z.looseObject({ events: z.array(z.unknown()).min(1) })]);
 const CommandsQuery = z.looseObject(Caller);
+const PatternParams = z.object({ id: z.string().min(1) });
+const PatternQuery = z.looseObject(Caller);
 
 export interface ApiDeps {
   readonly access: Access;
@@ -85,6 +87,14 @@ export function registerApi(base: FastifyInstance, ctx: GatewayContext, { access
     });
     const entry = ctx.store.get(`signals:${account}`);
     return { account, signals, epoch: entry?.epoch ?? null, offset: entry?.head ?? 0 };
+  });
+
+  app.get('/api/v1/patterns/:id', { schema: { params: PatternParams, querystring: PatternQuery }, preValidation: [authenticate] }, async (req, reply) => {
+    const account = accountOf(req, reply, req.query.account);
+    if (!account) return reply;
+    const pattern = (ctx.store.stateOf(`signals:${account}`) as SignalsState).patterns[req.params.id];
+    if (!pattern) return sendError(reply, 404, ErrorCode.NOT_FOUND, `no pattern "${req.params.id}" on signals:${account}`);
+    return { account, pattern };
   });
 
   app.get(

@@ -1,5 +1,6 @@
 import { CloseCode, type StreamKind, type StreamPosition } from '@tradesync/protocol';
 import type { StoredEvent } from '../engines/engine.js';
+import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { AppliedEvent, StreamEntry } from '../state/store.js';
 import type { Connection } from './connection.js';
@@ -7,6 +8,14 @@ import { BatchFrames, SharedMessage, type PendingEvent } from './frames.js';
 import { snapshotOf } from './resume.js';
 
 /** An event as every subscriber receives it, serialized once. */
+/**
+ * Live messages should stay under 10 KB (the seed dashboards' rule: a big payload goes
+ * by link, as `pattern_detected`'s `full_details_url`). A bigger one is delivered all the
+ * same, counted in `tradesync_large_events_total{type}` and logged once a minute per type.
+ */
+const LARGE_EVENT_BYTES = 10 * 1024;
+const LARGE_EVENT_LOG_EVERY_MS = 60_000;
+
 function serializeEvent(event: StoredEvent): string {
   return JSON.stringify({
     type: event.type,
@@ -33,7 +42,22 @@ export class Fanout {
   #received: number[] = [];
   #scheduled = false;
 
-  constructor(private readonly metrics: Metrics) {}
+  /** When each event type last had a large-event WARN (see LARGE_EVENT_BYTES). */
+  readonly #largeWarned = new Map<string, number>();
+
+  constructor(
+    private readonly metrics: Metrics,
+    private readonly log?: Logger,
+  ) {}
+
+  #large(event: StoredEvent, length: number): void {
+    this.metrics.largeEvents.inc({ type: event.type });
+    const now = performance.now();
+    const last = this.#largeWarned.get(event.type);
+    if (last !== undefined && now - last < LARGE_EVENT_LOG_EVERY_MS) return;
+    this.#largeWarned.set(event.type, now);
+    this.log?.warn({ stream: event.stream, type: event.type, offset: event.offset, bytes: length }, 'a live event over 10 KB: clients receive it whole; send a summary with a link to the details instead');
+  }
 
   /**
    * Registers a subscription whose `subscribed` reply gives the stream up to `position`.
@@ -77,7 +101,9 @@ export class Fanout {
       const set = this.#subscribers.get(event.stream);
       if (!set) continue;
       // One queued object per event, shared by every subscriber (no per-connection allocation).
-      const pending: PendingEvent = { stream: event.stream, kind: kindOf(event.stream), offset: event.offset, json: serializeEvent(event), tail: undefined };
+      const json = serializeEvent(event);
+      if (json.length > LARGE_EVENT_BYTES) this.#large(event, json.length);
+      const pending: PendingEvent = { stream: event.stream, kind: kindOf(event.stream), offset: event.offset, json, tail: undefined };
       for (const connection of set) {
         connection.enqueue(pending);
         this.#dirty.add(connection);
