@@ -1,5 +1,5 @@
 import type { AddressInfo } from 'node:net';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import proxyAddr from 'proxy-addr';
 import type { EventInput } from '@tradesync/protocol';
 import { createAuthenticator } from './auth.js';
@@ -90,7 +90,7 @@ export class Gateway {
       trustProxy: this.config.trustedProxies.length > 0 ? [...this.config.trustedProxies] : false,
       // One line per request is noise at info (the dashboard polls, Prometheus scrapes):
       // requests are logged at debug, below.
-      disableRequestLogging: true,
+      logController: new LogController({ disableRequestLogging: true }),
     });
     this.#http.addHook('onResponse', async (req, reply) => {
       if (this.log.isLevelEnabled('debug')) req.log.debug({ method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
