@@ -95,7 +95,16 @@ export class Gateway {
     this.#http.addHook('onResponse', async (req, reply) => {
       if (this.log.isLevelEnabled('debug')) req.log.debug({ method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
     });
-    this.#http.server.on('upgrade', (req, socket, head) => this.#ws.handleUpgrade(req, socket, head));
+    this.#http.server.on('upgrade', (req, socket, head) => {
+      // A throw in an 'upgrade' listener would take the whole process down: one bad
+      // upgrade costs its own socket only.
+      try {
+        this.#ws.handleUpgrade(req, socket, head);
+      } catch (err) {
+        this.log.error({ err, url: req.url }, 'upgrade failed');
+        socket.destroy();
+      }
+    });
   }
 
   /** Opens the engine, rebuilds state, then listens. Resolves to the base HTTP URL. */

@@ -117,7 +117,7 @@ describe('request body size on REST', () => {
 
 describe('half-open TCP', () => {
   it('drops a peer that vanished without a FIN within two heartbeat intervals', async () => {
-    const interval = 1000;
+    const interval = 1500;
     await using gw = await startGateway({ heartbeat: { pingIntervalMs: interval } });
     await using proxy = await TcpProxy.start(gw.gateway.port);
     const socket = await openSocket(`ws://127.0.0.1:${proxy.port}/ws`);

@@ -14,18 +14,19 @@ type TokenCheck = { readonly principal: Principal } | { readonly error: string; 
 const AUTH_GRACE_MS = 10_000;
 
 /**
- * Heartbeat timing, in heartbeat intervals (I). The sweep runs every I/4; a connection
- * is pinged when its last ping is ≥ 3/4 I old (so pings are at most I apart), and
- * dropped once nothing was heard from it for 3/2 I. The close handshake then gets I/4
+ * Heartbeat timing, in heartbeat intervals (I). The sweep runs every I/8; a connection
+ * is pinged when its last ping is ≥ 3/4 I old (so pings are at most 7/8 I apart), and
+ * dropped once nothing was heard from it for 3/2 I. The close handshake then gets I/8
  * before the socket is destroyed, so a peer that vanished (no FIN: a pulled cable, a
- * suspended laptop) is gone within 2 I of its last sign of life, as documented.
+ * suspended laptop) is gone within 7/4 I of its last sign of life — inside the two
+ * intervals documented, with a quarter interval to spare for a late timer.
  */
-const SWEEPS_PER_INTERVAL = 4;
+const SWEEPS_PER_INTERVAL = 8;
+const PING_AFTER = 0.75;
+const SILENT_LIMIT = 1.5;
 /** Refused upgrades are logged once per reason and address per window, with a count of the rest: a loop of refusals must not flood the log. */
 const REFUSAL_LOG_WINDOW_MS = 10_000;
 const REFUSAL_LOG_KEYS = 10_000;
-const PING_AFTER = 0.75;
-const SILENT_LIMIT = 1.5;
 
 /**
  * The `/ws` endpoint: upgrades (Fastify owns the port, `ws` runs with `noServer`),
