@@ -9,7 +9,6 @@
  * (Fuzzing and the auth matrix are tests: packages/server/test/fuzz.property.test.ts
  * and auth-matrix.test.ts.)
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -18,6 +17,7 @@ import { parseArgs } from 'node:util';
 import { SignJWT } from 'jose';
 import { WebSocket } from 'ws';
 import { metric, order, publish, startGateway, TestClient } from '@tradesync/testing';
+import { serveChild } from '@tradesync/testing/serve';
 import { TcpProxy } from '@tradesync/testing/tcp-proxy';
 
 const { values: args } = parseArgs({
@@ -167,20 +167,9 @@ if (ONLY.has('half-open')) {
 if (ONLY.has('slow')) {
   progress('slow: 20 clients stop reading while 50 MB is published');
   const dataDir = mkdtempSync(join(tmpdir(), 'tradesync-attacks-'));
-  const bin = new URL('../packages/cli/bin/tradesync.js', import.meta.url).pathname;
-  const child = spawn(process.execPath, [bin, 'serve', '--port', '0', '--data-dir', dataDir, '--no-simulator', '--log-level', 'error', '--durability', 'normal'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TRADESYNC_'))), TRADESYNC_HISTORY__MEMORY_WINDOW: '10' },
-  });
+  const server = await serveChild(dataDir, { env: { TRADESYNC_HISTORY__MEMORY_WINDOW: '10' }, args: ['--log-level', 'error', '--durability', 'normal'] });
+  const { child, url } = server;
   try {
-    const url = await new Promise<string>((resolve) => {
-      let out = '';
-      child.stdout.on('data', (chunk: Buffer) => {
-        out += chunk.toString();
-        const match = /TradeSync gateway on (http:\/\/\S+)/.exec(out);
-        if (match) resolve(match[1]!);
-      });
-    });
     const rss = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1]) / 1024;
     for (let i = 0; i < 20; i++) await publish(url, [order('firehose', { order_id: `o${i % 5}` })]);
     await sleep(1000);

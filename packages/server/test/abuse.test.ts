@@ -1,13 +1,12 @@
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { SignJWT } from 'jose';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { WebSocket } from 'ws';
 import { http, metric, openSocket, order, publish, startGateway, TestClient } from '@tradesync/testing';
+import { serveChild, type ServeChild } from '@tradesync/testing/serve';
 import { TcpProxy } from '@tradesync/testing/tcp-proxy';
 
 /**
@@ -171,45 +170,25 @@ describe('GET /metrics behind metrics_token', () => {
  * Slow consumers, measured on a gateway in its own process (its RSS alone).
  * ----------------------------------------------------------------------- */
 
-const BIN = fileURLToPath(new URL('../../cli/bin/tradesync.js', import.meta.url));
-const REPO = fileURLToPath(new URL('../../../', import.meta.url));
-const children = new Set<ChildProcessWithoutNullStreams>();
+const servers: ServeChild[] = [];
 const dirs: string[] = [];
 
 afterEach(async () => {
-  for (const child of children) {
-    if (child.exitCode === null && child.signalCode === null) {
-      const gone = new Promise((resolve) => child.once('close', resolve));
-      child.kill('SIGKILL');
-      await gone;
+  for (const server of servers.splice(0)) {
+    if (server.child.exitCode === null && server.child.signalCode === null) {
+      server.child.kill('SIGKILL');
+      await server.exited;
     }
   }
-  children.clear();
   for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
 
-async function serveChild(env: Record<string, string>): Promise<{ url: string; pid: number }> {
+async function gatewayProcess(env: Record<string, string>): Promise<{ url: string; pid: number }> {
   const dataDir = mkdtempSync(join(tmpdir(), 'tradesync-abuse-'));
   dirs.push(dataDir);
-  const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--data-dir', dataDir, '--no-simulator', '--log-level', 'error', '--durability', 'normal'], {
-    cwd: REPO,
-    stdio: ['pipe', 'pipe', 'pipe'],
-    env: { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TRADESYNC_'))), ...env },
-  });
-  children.add(child);
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`gateway did not start: ${out}`)), 20_000);
-    child.stdout.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      const match = /TradeSync gateway on (http:\/\/\S+)/.exec(out);
-      if (match) {
-        clearTimeout(timer);
-        resolve(match[1]!);
-      }
-    });
-  });
-  return { url, pid: child.pid! };
+  const server = await serveChild(dataDir, { env, args: ['--log-level', 'error', '--durability', 'normal'] });
+  servers.push(server);
+  return { url: server.url, pid: server.child.pid! };
 }
 
 const rssMb = (pid: number): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]) / 1024;
@@ -218,7 +197,7 @@ describe('slow consumers', () => {
   it('cuts 20 clients that stop reading while 50 MB is published, keeps serving, and its RSS returns near its baseline', { timeout: 60_000 }, async () => {
     // A small in-memory window and five entities: the published data itself does not
     // stay in memory, so whatever stays is what the slow consumers cost.
-    const { url, pid } = await serveChild({ TRADESYNC_HISTORY__MEMORY_WINDOW: '10' });
+    const { url, pid } = await gatewayProcess({ TRADESYNC_HISTORY__MEMORY_WINDOW: '10' });
     const wsUrl = `${url.replace(/^http/, 'ws')}/ws`;
     for (let i = 0; i < 20; i++) await publish(url, [order('firehose', { order_id: `o${i % 5}` })]);
     const baseline = rssMb(pid);

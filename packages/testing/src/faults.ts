@@ -15,20 +15,17 @@
  * One file on purpose: the scenarios share their producers, log reader and replica
  * checks, and the test and the bench must run exactly the same code.
  */
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
 import { applyEvents, initialState, parseStream, type StreamState } from '@tradesync/protocol';
 import { startGateway, TestClient, type TestGateway } from './harness.js';
 import { startRedis } from './redis.js';
 import { readAllEvents, Replica, type WireEvent } from './replica.js';
+import { serveChild, type ServeChild } from './serve.js';
 import { TcpProxy } from './tcp-proxy.js';
 
-const BIN = fileURLToPath(new URL('../../cli/bin/tradesync.js', import.meta.url));
-const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 
 export const FAULT_STREAMS = ['orders:faults', 'market:FLT-USD'] as const;
 
@@ -237,45 +234,6 @@ async function compareNode(name: string, node: TestGateway, logs: LogCheck['logs
 }
 
 /* ------------------------------------------------------------------ a. kill -9 of the gateway */
-
-interface ServeChild {
-  readonly child: ChildProcessWithoutNullStreams;
-  readonly url: string;
-  readonly wsUrl: string;
-  readonly exited: Promise<NodeJS.Signals | number | null>;
-}
-
-/** Runs `tradesync serve` (embedded engine) on a free port as a child process. */
-async function serveChild(dataDir: string): Promise<ServeChild> {
-  const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--data-dir', dataDir, '--no-simulator', '--log-level', 'warn'], {
-    cwd: REPO,
-    stdio: ['pipe', 'pipe', 'pipe'],
-    env: Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TRADESYNC_'))),
-  });
-  let out = '';
-  let err = '';
-  child.stderr.on('data', (chunk: Buffer) => (err = (err + chunk.toString()).slice(-4000)));
-  const exited = new Promise<NodeJS.Signals | number | null>((resolve) => child.once('close', (code, signal) => resolve(signal ?? code)));
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`tradesync serve did not start within 30 s; stdout: ${out}; stderr: ${err}`));
-    }, 30_000);
-    child.stdout.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      const match = /TradeSync gateway on (http:\/\/[^\s]+)/.exec(out);
-      if (match) {
-        clearTimeout(timer);
-        resolve(match[1]!);
-      }
-    });
-    void exited.then((how) => {
-      clearTimeout(timer);
-      reject(new Error(`tradesync serve exited (${String(how)}) before listening; stderr: ${err}`));
-    });
-  });
-  return { child, url, wsUrl: `${url.replace(/^http/, 'ws')}/ws`, exited };
-}
 
 async function killChild(server: ServeChild | undefined): Promise<void> {
   if (!server || server.child.exitCode !== null || server.child.signalCode !== null) return;
