@@ -4,7 +4,7 @@ import { request as httpRequest } from 'node:http';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { WebSocket } from 'ws';
-import { ErrorCode, INITIAL_STATE_PARTS, parseServerMessage } from '@tradesync/protocol';
+import { ErrorCode, INITIAL_STATE_PARTS, parseServerMessage, REPLY_OF as PROTOCOL_REPLY_OF } from '@tradesync/protocol';
 import type { CommandHandler } from '../src/commands.js';
 import { balance, http, indicator, instance, order, position, publish, signal, startGateway, TestClient, tick, type Message, type TestGateway } from '@tradesync/testing';
 import { Replica, waitForOffset } from '@tradesync/testing/replica';
@@ -47,16 +47,8 @@ const ERROR_CODES: ReadonlySet<string> = new Set(Object.values(ErrorCode));
 const SCALE = Math.max(1, Number(process.env.TRADESYNC_FUZZ_SCALE) || 1);
 const runs = (numRuns: number, interruptAfterTimeLimit: number) => ({ numRuns: numRuns * SCALE, interruptAfterTimeLimit: interruptAfterTimeLimit * SCALE });
 
-/** The normal reply to each client message type. */
-const REPLY_OF: Readonly<Record<string, string>> = {
-  subscribe: 'subscribed',
-  unsubscribe: 'unsubscribed',
-  state_sync_request: 'state_sync_response',
-  get_initial_state: 'initial_state',
-  command: 'command_result',
-  ping: 'pong',
-  auth: 'authenticated',
-};
+/** The normal reply to each client message type (the protocol's table). */
+const REPLY_OF: Readonly<Record<string, string>> = PROTOCOL_REPLY_OF;
 const REPLY_TYPES: ReadonlySet<string> = new Set([...Object.values(REPLY_OF), 'error']);
 
 /* ---------------------------------------------------------------------------
