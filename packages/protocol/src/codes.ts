@@ -11,6 +11,8 @@ export const ErrorCode = {
   UNKNOWN_TYPE: 'UNKNOWN_TYPE',
   /** The stream name is malformed or of an unknown kind. */
   INVALID_STREAM: 'INVALID_STREAM',
+  /** A subscription parameter does not apply to this stream (e.g. `max_rate` on a stream that is never conflated). */
+  INVALID_PARAMS: 'INVALID_PARAMS',
   /** `get_initial_state` asked for a part that does not exist. */
   INVALID_INCLUDE: 'INVALID_INCLUDE',
   /** The event type does not belong to the stream's kind, or its data is invalid. */

@@ -6,4 +6,5 @@ export * from './events.js';
 export * from './reducer.js';
 export * from './messages.js';
 export * from './sequencer.js';
+export * from './checksum.js';
 export * from './replies.js';

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { IsoTime } from './decimal.js';
+import { CHECKSUM_PATTERN } from './checksum.js';
 import { StreamEvent } from './events.js';
 
 /* ---------------------------------------------------------------------------
@@ -20,7 +21,17 @@ export const StreamPositionSchema = z.object({
 
 export const SubscribeData = z.object({
   stream: z.string(),
-  params: z.object({ session_id: z.string().max(128).optional() }).optional(),
+  params: z
+    .object({
+      session_id: z.string().max(128).optional(),
+      /**
+       * Conflate: at most this many frames per second carry this stream's events, each
+       * frame holding only the newest event per entity. Only for `market:*` and
+       * `indicators:*` streams (see CONFLATABLE_KINDS); offsets then jump.
+       */
+      max_rate: z.number().positive().max(1000).optional(),
+    })
+    .optional(),
   since: StreamPositionSchema.optional(),
 });
 export const UnsubscribeData = z.object({ stream: z.string() });
@@ -80,7 +91,12 @@ export const ConnectedMessage = z.looseObject({
   auth_required: z.boolean().optional(),
   /** The server's clock when it accepted the socket. */
   server_time: IsoTime.optional(),
+  /** How often `stream_position` comes for a stream that had events (a quiet one: every 6 of these); 0 or absent: never. */
+  position_interval_ms: z.number().int().nonnegative().optional(),
 });
+
+/** A stream state's CRC-32 (see checksum.ts): 8 lowercase hex digits. */
+export const Checksum = z.string().regex(CHECKSUM_PATTERN);
 
 export const Snapshot = z.object({
   epoch: z.string(),
@@ -98,6 +114,10 @@ export const SubscribedMessage = z.looseObject({
   recovered: z.boolean(),
   events: z.array(StreamEvent).optional(),
   snapshot: Snapshot.optional(),
+  /** The checksum of the state at `offset` (after the replayed `events`, or of the `snapshot`). */
+  checksum: Checksum.optional(),
+  /** The subscription's conflation rate, when it is conflated. */
+  max_rate: z.number().positive().optional(),
 });
 export type SubscribedMessage = z.infer<typeof SubscribedMessage>;
 
@@ -175,6 +195,25 @@ export const EventMessage = z.looseObject({
 });
 export type EventMessage = z.infer<typeof EventMessage>;
 
+/**
+ * Where a subscribed stream stands on this connection: every event up to `offset` has
+ * been written before this message, and `checksum` is the state's at `offset`. Sent
+ * every `position_interval_ms` for a stream that had events, every 6 intervals for a
+ * quiet one.
+ */
+export const StreamPositionMessage = z.looseObject({
+  type: z.literal('stream_position'),
+  ...base,
+  stream: z.string(),
+  epoch: z.string(),
+  offset: z.number().int().nonnegative(),
+  checksum: Checksum,
+});
+export type StreamPositionMessage = z.infer<typeof StreamPositionMessage>;
+
+/** A quiet stream (no events since its last position) gets a `stream_position` every this many intervals. */
+export const POSITION_QUIET_EVERY = 6;
+
 /** Events ready at the same moment, in one frame; each keeps its own stream, epoch and offset. */
 export const BatchUpdateMessage = z.looseObject({
   type: z.literal('batch_update'),
@@ -193,6 +232,7 @@ export const REPLY_TYPES = [
   'authenticated',
   'error',
   'batch_update',
+  'stream_position',
 ] as const;
 
 const replySchemas = {
@@ -206,6 +246,7 @@ const replySchemas = {
   authenticated: AuthenticatedMessage,
   error: ErrorMessage,
   batch_update: BatchUpdateMessage,
+  stream_position: StreamPositionMessage,
 } as const;
 
 export type ServerMessage =
@@ -219,6 +260,7 @@ export type ServerMessage =
   | z.infer<typeof AuthenticatedMessage>
   | z.infer<typeof ErrorMessage>
   | z.infer<typeof BatchUpdateMessage>
+  | StreamPositionMessage
   | EventMessage;
 
 /**

@@ -15,6 +15,11 @@
  *   past a hole (or of another epoch) is kept and reported as a gap.
  * - `take(event)` for events read in order from the authority (a `subscribed` reply, a
  *   page of the log): applied or a duplicate, never kept; a hole is reported as a gap.
+ *
+ * A conflated subscription (`jumps`) is given only the newest event per entity, so its
+ * offsets skip by design: there any later offset of the same epoch comes next, and the
+ * invariant becomes "offsets only rise". What it cannot see by itself, a lost frame, the
+ * stream's `stream_position` shows.
  */
 
 export interface Sequenced {
@@ -38,6 +43,8 @@ export class Sequencer<E extends Sequenced> {
   #kept: E[] = [];
   #holding = false;
   #overflowed = false;
+  /** Offsets may skip (a conflated subscription): any later one comes next. */
+  jumps = false;
 
   /**
    * @param maxKept most events kept while holding or after a gap; beyond it they are
@@ -91,7 +98,7 @@ export class Sequencer<E extends Sequenced> {
     }
     if (event.epoch === this.#epoch) {
       if (event.offset <= this.#head) return 'duplicate';
-      if (event.offset === this.#head + 1) {
+      if (this.#next(event.offset)) {
         this.#head = event.offset;
         return 'applied';
       }
@@ -105,7 +112,7 @@ export class Sequencer<E extends Sequenced> {
   take(event: E): Taken {
     if (event.epoch !== this.#epoch) return 'gap';
     if (event.offset <= this.#head) return 'duplicate';
-    if (event.offset !== this.#head + 1) return 'gap';
+    if (!this.#next(event.offset)) return 'gap';
     this.#head = event.offset;
     return 'applied';
   }
@@ -126,7 +133,7 @@ export class Sequencer<E extends Sequenced> {
     for (let i = 0; i < kept.length; i++) {
       const event = kept[i]!;
       if (event.epoch !== this.#epoch || event.offset <= this.#head) continue;
-      if (event.offset !== this.#head + 1) {
+      if (!this.#next(event.offset)) {
         this.#kept = kept.slice(i).filter((e) => e.epoch === this.#epoch);
         this.#holding = true;
         return { ready, gap: true };
@@ -143,6 +150,11 @@ export class Sequencer<E extends Sequenced> {
     this.#kept = [];
     this.#overflowed = false;
     this.#holding = false;
+  }
+
+  /** Whether `offset` (past the head, same epoch) continues it. */
+  #next(offset: number): boolean {
+    return this.jumps || offset === this.#head + 1;
   }
 
   #keep(event: E): void {

@@ -40,6 +40,27 @@ export function streamName(kind: StreamKind, key: string): string {
   return `${kind}:${key}`;
 }
 
+/**
+ * Kinds whose events may be conflated (`subscribe` with `max_rate`): each event carries
+ * the whole value of one entity, so the newest per entity stands for all before it.
+ * Orders, fills, positions, signals and alerts are never conflated.
+ */
+export const CONFLATABLE_KINDS: readonly StreamKind[] = ['market', 'indicators'];
+
+export function isConflatable(kind: StreamKind): boolean {
+  return CONFLATABLE_KINDS.includes(kind);
+}
+
+/**
+ * The entity an event of a conflatable stream replaces (market: the symbol; indicators:
+ * symbol and name): of several events with the same key, the newest alone sets the state.
+ */
+export function conflationKey(kind: StreamKind, data: Readonly<Record<string, unknown>>): string | undefined {
+  if (kind === 'market') return String(data.symbol);
+  if (kind === 'indicators') return `${String(data.symbol)}\u0000${String(data.name)}`;
+  return undefined;
+}
+
 /** A position in a stream: what a client remembers to resume from. */
 export interface StreamPosition {
   readonly epoch: string;

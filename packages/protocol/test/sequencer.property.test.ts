@@ -111,3 +111,34 @@ describe('Sequencer', () => {
     expect({ kept: seq.kept, holding: seq.holding, head: seq.head }).toEqual({ kept: 0, holding: false, head: 1 });
   });
 });
+
+describe('Sequencer with jumps (a conflated subscription)', () => {
+  it('takes any later offset of its epoch as next, still drops old and repeated ones, and keeps offsets rising', () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 1, max: 200 }), { maxLength: 80 }), fc.array(fc.nat({ max: 80 }), { maxLength: 3 }), (offsets, holds) => {
+        const seq = new Sequencer<Sequenced>();
+        seq.jumps = true;
+        seq.moveTo('e1', 0);
+        const applied: number[] = [];
+        offsets.forEach((offset, i) => {
+          if (holds.includes(i)) seq.hold();
+          if (seq.offer(ev(offset)) === 'applied') applied.push(offset);
+        });
+        for (const e of seq.drain().ready) applied.push(e.offset);
+        for (let i = 1; i < applied.length; i++) expect(applied[i]!).toBeGreaterThan(applied[i - 1]!);
+        expect(seq.head).toBe(Math.max(0, ...applied));
+        expect(seq.holding).toBe(false);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('still reports another epoch as a gap', () => {
+    const seq = new Sequencer<Sequenced>();
+    seq.jumps = true;
+    seq.moveTo('e1', 5);
+    expect(seq.offer(ev(9))).toBe('applied');
+    expect(seq.offer(ev(12, 'e2'))).toBe('gap');
+    expect(seq.take(ev(20, 'e2'))).toBe('gap');
+  });
+});
