@@ -26,6 +26,9 @@ Options:
                          its own; a foreign page gets 403
   --ping-interval <s>    heartbeat interval in seconds (default 30)
   --durability <mode>    full (fsync every append, default) or normal
+  --position-interval-ms <ms>
+                         how often subscribers get each stream's position and
+                         checksum (default 5000; 0 turns it off)
   --log-level <level>    fatal, error, warn, info (default), debug, trace, silent
 
 Settings come from flags, then TRADESYNC_* environment variables, then the
@@ -51,6 +54,7 @@ export async function serve(args: string[]): Promise<number> {
         'allowed-origins': { type: 'string' },
         'ping-interval': { type: 'string' },
         durability: { type: 'string' },
+        'position-interval-ms': { type: 'string' },
         'log-level': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -82,6 +86,7 @@ export async function serve(args: string[]): Promise<number> {
         allowedOrigins: values['allowed-origins'],
         pingInterval: values['ping-interval'],
         durability: values.durability,
+        positionIntervalMs: values['position-interval-ms'],
         logLevel: values['log-level'],
       },
     });

@@ -19,6 +19,7 @@ import { Compactor } from './state/compaction.js';
 import { defaultMigrations, type MigrationRegistry } from './state/migrations.js';
 import { StreamStore } from './state/store.js';
 import { Fanout } from './ws/fanout.js';
+import { Positions } from './ws/positions.js';
 import { WebSocketGateway } from './ws/gateway.js';
 
 export interface GatewayOptions {
@@ -71,6 +72,7 @@ export class Gateway {
       engine: this.engine,
       store: this.store,
       fanout: this.#fanout,
+      positions: new Positions(this.store, this.#fanout, this.config.positionIntervalMs, this.metrics),
       metrics: this.metrics,
       auth: createAuthenticator(this.config.auth),
       log: this.log,
@@ -120,6 +122,7 @@ export class Gateway {
     }
     this.#compactor.start();
     this.#ws.start();
+    this.ctx.positions.start();
     await registerGuards(this.#http, this.ctx);
     registerRoutes(this.#http, this.ctx, { ws: this.#ws, startedAt: this.#startedAt, publish: (events) => this.#append(events) });
     await registerDashboard(this.#http, this.config.dashboardDir);
@@ -179,6 +182,7 @@ export class Gateway {
   async stop(): Promise<void> {
     if (!this.#started) return;
     this.#started = false;
+    this.ctx.positions.stop();
     await this.#ws.stop();
     await this.#http.close();
     await this.#compactor.stop();

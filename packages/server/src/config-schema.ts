@@ -54,6 +54,8 @@ export const rawSchema = z.strictObject({
     .default('demo'),
   log_level: z.enum(LOG_LEVELS).default('info'),
   durability: z.enum(['full', 'normal']).default('full'),
+  // How often each subscriber gets a stream's `stream_position` (0: never).
+  position_interval_ms: z.number().int().min(0).default(5000),
   heartbeat: z
     .strictObject({
       ping_interval: seconds.default(30),
@@ -133,6 +135,7 @@ export const configSchema = checkedSchema.transform((r) => ({
   logLevel: r.log_level,
   durability: r.durability,
   heartbeat: { pingIntervalMs: toMs(r.heartbeat.ping_interval) },
+  positionIntervalMs: r.position_interval_ms,
   limits: {
     maxPayloadBytes: r.limits.max_payload_bytes,
     messagesPerSecond: r.limits.messages_per_second,

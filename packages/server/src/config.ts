@@ -29,6 +29,8 @@ export interface ConfigFlags {
   authSecret?: string;
   /** Seconds. */
   pingInterval?: number | string;
+  /** Milliseconds between `stream_position` messages (0: off). */
+  positionIntervalMs?: number | string;
   durability?: string;
   /** Comma-separated, or a list. */
   allowedOrigins?: string | readonly string[];
@@ -173,6 +175,7 @@ const FLAG_PATHS: Record<keyof ConfigFlags, { path: readonly string[]; flag: str
   authSecret: { path: ['auth', 'secret'], flag: '--auth-secret', kind: 'string' },
   pingInterval: { path: ['heartbeat', 'ping_interval'], flag: '--ping-interval', kind: 'number' },
   durability: { path: ['durability'], flag: '--durability', kind: 'string' },
+  positionIntervalMs: { path: ['position_interval_ms'], flag: '--position-interval-ms', kind: 'number' },
   allowedOrigins: { path: ['allowed_origins'], flag: '--allowed-origins', kind: 'list' },
 };
 

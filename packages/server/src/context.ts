@@ -8,6 +8,7 @@ import type { Metrics } from './metrics.js';
 import type { StreamStore } from './state/store.js';
 import type { OriginPolicy } from './http/origin.js';
 import type { Fanout } from './ws/fanout.js';
+import type { Positions } from './ws/positions.js';
 
 /** The parts of a running gateway that request handlers (WebSocket and HTTP) use. */
 export interface GatewayContext {
@@ -15,6 +16,8 @@ export interface GatewayContext {
   readonly engine: Engine;
   readonly store: StreamStore;
   readonly fanout: Fanout;
+  /** Streams' positions and state checksums for subscribers. */
+  readonly positions: Positions;
   readonly metrics: Metrics;
   readonly auth: Authenticator;
   readonly log: Logger;

@@ -65,6 +65,21 @@ export class Metrics {
     labelNames: ['type'],
     registers: [this.registry],
   });
+  readonly positionsSent = new Counter({
+    name: 'tradesync_stream_positions_sent_total',
+    help: 'stream_position messages sent to subscribers (each carries the state checksum at its offset)',
+    registers: [this.registry],
+  });
+  readonly checksums = new Counter({
+    name: 'tradesync_checksums_total',
+    help: 'Stream state checksums computed (once per stream and offset, however many subscribers)',
+    registers: [this.registry],
+  });
+  readonly checksumSeconds = new Counter({
+    name: 'tradesync_checksum_seconds_total',
+    help: 'CPU time spent computing stream state checksums',
+    registers: [this.registry],
+  });
   readonly errorsSent = new Counter({
     name: 'tradesync_errors_sent_total',
     help: 'Error replies sent to clients, by code',

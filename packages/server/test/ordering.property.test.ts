@@ -213,7 +213,7 @@ describe('ordering under random interleavings', () => {
       await using client = await TestClient.connect(gw.wsUrl);
       replica.attach(client);
       const resume = i % 2 === 1;
-      if (resume) replica.streams.set(stream, { ...known });
+      if (resume) replica.streams.set(stream, { ...known, jumps: false, verified: 0 });
 
       const publishes = Array.from({ length: 12 }, (_, k) => {
         const events = Array.from({ length: 1 + ((i + k) % 4) }, () => order(account));

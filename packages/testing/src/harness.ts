@@ -10,6 +10,7 @@ import { request as httpRequest } from 'node:http';
 import { WebSocket } from 'ws';
 import { pino } from 'pino';
 import { DEFAULT_CONFIG, Gateway, type GatewayConfig, type GatewayOptions } from '@tradesync/server';
+import { REPLY_TYPES } from '@tradesync/protocol';
 
 type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> : T[K] };
 
@@ -140,7 +141,7 @@ export class TestClient implements AsyncDisposable {
   events(stream?: string): Array<Record<string, unknown> & { offset: number; stream: string; type: string }> {
     const out: Array<Record<string, unknown> & { offset: number; stream: string; type: string }> = [];
     for (const m of this.messages) {
-      const list = m.type === 'batch_update' ? (m.events as Message[]) : typeof m.offset === 'number' && m.type !== 'subscribed' ? [m] : [];
+      const list = m.type === 'batch_update' ? (m.events as Message[]) : typeof m.offset === 'number' && !(REPLY_TYPES as readonly string[]).includes(m.type) ? [m] : [];
       for (const e of list) if (!stream || e.stream === stream) out.push(e as never);
     }
     return out;

@@ -4,7 +4,7 @@
  * socket delivered (checking offsets as it goes), and paging readers over REST.
  */
 import { vi } from 'vitest';
-import { applyEvent, initialState, parseStream, type StreamState } from '@tradesync/protocol';
+import { applyEvent, initialState, parseStream, stateChecksum, type StreamState } from '@tradesync/protocol';
 import type { Message, TestClient } from './harness.js';
 
 export type WireEvent = Record<string, unknown> & { type: string; stream: string; epoch: string; offset: number; data: Record<string, unknown> };
@@ -13,12 +13,19 @@ export interface ReplicaStream {
   epoch: string;
   offset: number;
   state: StreamState;
+  /** A conflated subscription (the reply had `max_rate`): offsets may jump. */
+  jumps: boolean;
+  /** `stream_position` messages whose checksum matched (see `#onPosition`). */
+  verified: number;
 }
 
 /**
  * Consumes a connection's messages in arrival order. Within one connection segment
  * (from the `subscribed` reply on) every event of a stream must carry exactly the
- * previous offset + 1: a gap or a duplicate is recorded as a problem, never repaired.
+ * previous offset + 1 (a conflated one: a higher offset): a gap or a duplicate is
+ * recorded as a problem, never repaired. Checksums are checked too: a `subscribed`
+ * reply's against the state at its offset, and every `stream_position` (which must not
+ * be ahead of the events received, and must match the state at its offset).
  */
 export class Replica {
   readonly streams = new Map<string, ReplicaStream>();
@@ -55,6 +62,7 @@ export class Replica {
 
   #onMessage(m: Message): void {
     if (m.type === 'subscribed') return this.#onSubscribed(m);
+    if (m.type === 'stream_position') return this.#onPosition(m);
     if (m.type === 'batch_update') {
       for (const e of m.events as WireEvent[]) this.#onEvent(e);
       return;
@@ -68,31 +76,49 @@ export class Replica {
     if (!ref) return void this.problems.push(`subscribed to an invalid stream ${stream}`);
     const offset = m.offset as number;
     const epoch = m.epoch as string;
+    const jumps = typeof m.max_rate === 'number';
     if (m.recovered === true) {
       const prev = this.streams.get(stream) ?? { epoch, offset: 0, state: initialState(ref.kind) };
       if (prev.epoch !== epoch) this.problems.push(`${stream}: recovered across an epoch change ${prev.epoch} -> ${epoch}`);
       let state = prev.state;
       let at = prev.offset;
       for (const e of (m.events as WireEvent[] | undefined) ?? []) {
-        if (e.offset !== at + 1) this.problems.push(`${stream}: recovered event ${e.offset} after ${at}`);
+        if (jumps ? e.offset <= at : e.offset !== at + 1) this.problems.push(`${stream}: recovered event ${e.offset} after ${at}`);
         state = applyEvent(state, e);
         at = e.offset;
       }
       if (at !== offset) this.problems.push(`${stream}: recovered events end at ${at}, reply says ${offset}`);
-      this.streams.set(stream, { epoch, offset, state });
+      this.streams.set(stream, { epoch, offset, state, jumps, verified: 0 });
     } else {
       const snapshot = m.snapshot as { epoch: string; offset: number; state: StreamState };
       if (snapshot.offset !== offset || snapshot.epoch !== epoch) this.problems.push(`${stream}: snapshot position differs from the reply`);
-      this.streams.set(stream, { epoch, offset: snapshot.offset, state: structuredClone(snapshot.state) });
+      this.streams.set(stream, { epoch, offset: snapshot.offset, state: structuredClone(snapshot.state), jumps, verified: 0 });
+    }
+    const checksum = m.checksum;
+    if (typeof checksum === 'string' && checksum !== stateChecksum(this.streams.get(stream)!.state)) {
+      this.problems.push(`${stream}: subscribed at ${offset} with checksum ${checksum}, the state there has ${stateChecksum(this.streams.get(stream)!.state)}`);
     }
     this.#live.add(stream);
+  }
+
+  #onPosition(m: Message): void {
+    const stream = m.stream as string;
+    const s = this.streams.get(stream);
+    if (!this.#live.has(stream) || !s) return void this.problems.push(`${stream}: stream_position before its subscribed reply`);
+    const offset = m.offset as number;
+    if (m.epoch !== s.epoch) return void this.problems.push(`${stream}: stream_position of epoch ${String(m.epoch)}, subscribed to ${s.epoch}`);
+    if (offset > s.offset) return void this.problems.push(`${stream}: stream_position at ${offset} before events up to it arrived (have ${s.offset})`);
+    if (offset < s.offset) return void this.problems.push(`${stream}: stream_position at ${offset} after later events (have ${s.offset})`);
+    const own = stateChecksum(s.state);
+    if (m.checksum !== own) return void this.problems.push(`${stream}: stream_position at ${offset} has checksum ${String(m.checksum)}, the state there has ${own}`);
+    s.verified++;
   }
 
   #onEvent(e: WireEvent): void {
     if (!this.#live.has(e.stream)) return void this.problems.push(`${e.stream}: live event ${e.offset} before its subscribed reply`);
     const s = this.streams.get(e.stream)!;
     if (e.epoch !== s.epoch) this.problems.push(`${e.stream}: live event of epoch ${e.epoch}, subscribed to ${s.epoch}`);
-    if (e.offset !== s.offset + 1) {
+    if (s.jumps ? e.offset <= s.offset : e.offset !== s.offset + 1) {
       this.problems.push(`${e.stream}: live event ${e.offset} after ${s.offset} (${e.offset <= s.offset ? 'duplicate' : 'gap'})`);
       if (e.offset <= s.offset) return;
     }

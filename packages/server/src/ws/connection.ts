@@ -12,6 +12,7 @@ import { CloseCode, type ErrorCode, type ServerMessageFields, type ServerMessage
 import type { Principal } from '../auth.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
+import type { Conflation } from './conflation.js';
 import { BatchFrames, withHead, type PendingEvent, type SharedMessage } from './frames.js';
 import { MessageRate, type RateVerdict } from './ratelimit.js';
 
@@ -26,6 +27,20 @@ interface Subscription {
    */
   delivered: number;
   epoch: string;
+  /** Set for a conflated subscription (`max_rate`): the newest event per entity until its next frame. */
+  readonly conflation: Conflation | undefined;
+  /**
+   * A `stream_position` came due while events of the stream were still held (corked,
+   * or waiting in the conflation): it goes after them, as soon as they are written.
+   */
+  owesPosition: boolean;
+}
+
+/** A stream's position at its head now, with its message serialized once for every subscriber (see Positions). */
+export interface PositionNow {
+  readonly epoch: string;
+  readonly offset: number;
+  readonly message: SharedMessage<'stream_position'>;
 }
 
 /** A subscription as others see it: where the connection stands on the stream. */
@@ -61,6 +76,8 @@ export interface ConnectionOptions {
   readonly messagesPerSecond: number;
   readonly messageBurst: number;
   readonly remoteAddress: string | undefined;
+  /** The position of a stream at its head now: what an owed `stream_position` says once it can be sent. */
+  readonly positionOf?: (stream: string) => PositionNow | undefined;
 }
 
 /**
@@ -94,6 +111,9 @@ export class Connection {
   #seq = 0;
   #pending: PendingEvent[] = [];
   #corked = 0;
+  /** Conflated subscriptions, and subscriptions owed a position: flush looks at each only when there are some. */
+  #conflated = 0;
+  #owed = 0;
   #closed = false;
   #expiry: NodeJS.Timeout | undefined;
 
@@ -251,14 +271,31 @@ export class Connection {
     return [...this.#subscriptions.values()].map((s) => ({ stream: s.stream, epoch: s.epoch, offset: s.delivered }));
   }
 
-  /** Records a subscription whose reply gives the stream up to `position` (call Fanout.subscribe, which also routes events here). */
-  track(stream: string, sessionId: string | undefined, position: StreamPosition): void {
-    this.#subscriptions.set(stream, { stream, sessionId, epoch: position.epoch, delivered: position.offset });
+  /**
+   * Records a subscription whose reply gives the stream up to `position` (call
+   * Fanout.subscribe, which also routes events here); replaces an earlier one.
+   */
+  track(stream: string, sessionId: string | undefined, position: StreamPosition, conflation?: Conflation): void {
+    this.untrack(stream);
+    if (conflation) this.#conflated++;
+    this.#subscriptions.set(stream, { stream, sessionId, epoch: position.epoch, delivered: position.offset, conflation, owesPosition: false });
   }
 
   /** Forgets a subscription (through Fanout.unsubscribe); false when there was none. */
   untrack(stream: string): boolean {
+    const sub = this.#subscriptions.get(stream);
+    if (!sub) return false;
+    if (sub.conflation) {
+      sub.conflation.clear();
+      this.#conflated--;
+    }
+    if (sub.owesPosition) this.#owed--;
     return this.#subscriptions.delete(stream);
+  }
+
+  /** The conflation rate of a subscription; undefined when it is not conflated (or not subscribed). */
+  maxRateOf(stream: string): number | undefined {
+    return this.#subscriptions.get(stream)?.conflation?.maxRate;
   }
 
   /** The stream restarts at `position` (a new epoch): queued events at or below it are not sent. False when not subscribed. */
@@ -267,7 +304,43 @@ export class Connection {
     if (!sub) return false;
     sub.epoch = position.epoch;
     sub.delivered = position.offset;
+    sub.conflation?.clear();
     return true;
+  }
+
+  /**
+   * Sends a stream's position once every event up to it has been written: at once when
+   * nothing of the stream is held back, else after the held events go (see PositionNow).
+   * Nothing is sent when this connection is not at that position (it was given a newer
+   * reply meanwhile, or another epoch); the next position covers it.
+   */
+  sendPosition(stream: string, position: PositionNow): void {
+    const sub = this.#subscriptions.get(stream);
+    if (!sub || !this.writable) return;
+    if (this.#corked === 0) this.flush();
+    if (this.#corked > 0 || (sub.conflation && sub.conflation.size > 0)) {
+      if (!sub.owesPosition) this.#owed++;
+      sub.owesPosition = true;
+      return;
+    }
+    this.#positionIfAt(sub, position);
+  }
+
+  #positionIfAt(sub: Subscription, position: PositionNow): void {
+    if (sub.epoch !== position.epoch || sub.delivered !== position.offset) return;
+    // Over the send limit a position is not worth pushing: the slow-consumer guard decides.
+    if (this.sendShared(position.message)) this.metrics.positionsSent.inc();
+  }
+
+  /** Owed positions of streams whose held events have now been written. */
+  #payPositions(): void {
+    for (const sub of this.#subscriptions.values()) {
+      if (!sub.owesPosition || (sub.conflation && sub.conflation.size > 0)) continue;
+      sub.owesPosition = false;
+      this.#owed--;
+      const position = this.options.positionOf?.(sub.stream);
+      if (position) this.#positionIfAt(sub, position);
+    }
   }
 
   /* ------------------------------------------------------------ outbound */
@@ -324,17 +397,27 @@ export class Connection {
    * with the other connections of that flush); a write of its own gets its own.
    */
   flush(frames?: BatchFrames): void {
-    if (this.#corked > 0 || this.#pending.length === 0) return;
+    if (this.#corked > 0) return;
+    if (this.#pending.length > 0 || this.#conflated > 0) this.#write(frames);
+    if (this.#owed > 0) this.#payPositions();
+  }
+
+  #write(frames: BatchFrames | undefined): void {
     const pending = this.#pending;
     this.#pending = [];
     const fresh: PendingEvent[] = [];
     for (const event of pending) {
       const sub = this.#subscriptions.get(event.stream);
       if (!sub || event.offset <= sub.delivered) continue;
+      if (sub.conflation) {
+        sub.conflation.add(event);
+        continue;
+      }
       sub.delivered = event.offset;
       this.#eventsByKind[event.kind]++;
       fresh.push(event);
     }
+    if (this.#conflated > 0) this.#releaseConflated(fresh);
     if (fresh.length === 0) return;
     const seq = this.#seq++;
     // Only the head differs between connections; the event bytes are encoded once and copied.
@@ -347,6 +430,20 @@ export class Connection {
     } else {
       const batch = frames ?? new BatchFrames();
       this.#sendParts(`{"type":"batch_update","sequence_number":${seq},"timestamp":"${batch.timestamp}"`, batch.tail(fresh));
+    }
+  }
+
+  /** Adds to `fresh` the conflated events whose next frame may go now; the rest wait (their conflation schedules a flush). */
+  #releaseConflated(fresh: PendingEvent[]): void {
+    const now = performance.now();
+    for (const sub of this.#subscriptions.values()) {
+      if (!sub.conflation) continue;
+      for (const event of sub.conflation.release(now, this)) {
+        if (event.offset <= sub.delivered) continue;
+        sub.delivered = event.offset;
+        this.#eventsByKind[event.kind]++;
+        fresh.push(event);
+      }
     }
   }
 

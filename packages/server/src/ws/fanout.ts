@@ -1,13 +1,13 @@
-import { CloseCode, type StreamKind, type StreamPosition } from '@tradesync/protocol';
+import { CloseCode, conflationKey, isConflatable, type StreamKind, type StreamPosition } from '@tradesync/protocol';
 import type { StoredEvent } from '../engines/engine.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { AppliedEvent, StreamEntry } from '../state/store.js';
+import { Conflation, ConflationClock } from './conflation.js';
 import type { Connection } from './connection.js';
 import { BatchFrames, SharedMessage, type PendingEvent } from './frames.js';
 import { snapshotOf } from './resume.js';
 
-/** An event as every subscriber receives it, serialized once. */
 /**
  * Live messages should stay under 10 KB (the seed dashboards' rule: a big payload goes
  * by link, as `pattern_detected`'s `full_details_url`). A bigger one is delivered all the
@@ -16,6 +16,7 @@ import { snapshotOf } from './resume.js';
 const LARGE_EVENT_BYTES = 10 * 1024;
 const LARGE_EVENT_LOG_EVERY_MS = 60_000;
 
+/** An event as every subscriber receives it, serialized once. */
 function serializeEvent(event: StoredEvent): string {
   return JSON.stringify({
     type: event.type,
@@ -39,6 +40,8 @@ function serializeEvent(event: StoredEvent): string {
 export class Fanout {
   readonly #subscribers = new Map<string, Set<Connection>>();
   readonly #dirty = new Set<Connection>();
+  /** Releases the conflated subscriptions' frames (one timer per release time, for all of them). */
+  readonly #clock = new ConflationClock();
   #received: number[] = [];
   #scheduled = false;
 
@@ -60,17 +63,18 @@ export class Fanout {
   }
 
   /**
-   * Registers a subscription whose `subscribed` reply gives the stream up to `position`.
-   * False (nothing registered) when the peer has already hung up.
+   * Registers a subscription whose `subscribed` reply gives the stream up to `position`,
+   * conflated to `maxRate` frames a second when set. False (nothing registered) when the
+   * peer has already hung up.
    */
-  subscribe(connection: Connection, stream: string, sessionId: string | undefined, position: StreamPosition): boolean {
+  subscribe(connection: Connection, stream: string, sessionId: string | undefined, position: StreamPosition, maxRate?: number): boolean {
     // A peer can hang up while its subscribe is still being prepared (the handler awaits
     // the engine for missed events, which is real I/O for a networked engine). Once the
     // socket is CLOSED its 'close' handler has already run `removeAll`, so adding it now
     // would keep a dead connection subscribed forever: a leak, and work for every event.
     // (A socket still CLOSING is fine: `removeAll` runs when it closes.)
     if (connection.hungUp) return false;
-    connection.track(stream, sessionId, position);
+    connection.track(stream, sessionId, position, maxRate === undefined ? undefined : new Conflation(maxRate, this.#clock));
     let set = this.#subscribers.get(stream);
     if (!set) this.#subscribers.set(stream, (set = new Set()));
     set.add(connection);
@@ -95,6 +99,11 @@ export class Fanout {
     return this.#subscribers.get(stream)?.size ?? 0;
   }
 
+  /** Every stream with subscribers, and its subscribers. */
+  subscriptions(): IterableIterator<[stream: string, subscribers: ReadonlySet<Connection>]> {
+    return this.#subscribers.entries();
+  }
+
   publish(applied: readonly AppliedEvent[]): void {
     for (const { event, receivedAt } of applied) {
       this.#received.push(receivedAt);
@@ -103,7 +112,9 @@ export class Fanout {
       // One queued object per event, shared by every subscriber (no per-connection allocation).
       const json = serializeEvent(event);
       if (json.length > LARGE_EVENT_BYTES) this.#large(event, json.length);
-      const pending: PendingEvent = { stream: event.stream, kind: kindOf(event.stream), offset: event.offset, json, tail: undefined };
+      const kind = kindOf(event.stream);
+      const key = isConflatable(kind) ? conflationKey(kind, event.data) : undefined;
+      const pending: PendingEvent = { stream: event.stream, kind, offset: event.offset, key, json, tail: undefined };
       for (const connection of set) {
         connection.enqueue(pending);
         this.#dirty.add(connection);

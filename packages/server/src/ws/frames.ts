@@ -14,6 +14,8 @@ export interface PendingEvent {
   /** The stream's kind, for the per-kind counts of `initial_state.connection`. */
   readonly kind: StreamKind;
   readonly offset: number;
+  /** For a conflatable stream, the entity the event replaces (see conflationKey): a conflated subscription keeps the newest per key. */
+  readonly key: string | undefined;
   /** The event serialized once for every connection: `{"type":…,"stream":…,…}`. */
   readonly json: string;
   /** `json` without its opening brace, UTF-8 encoded once, made by the first connection that sends it alone. */

@@ -165,6 +165,7 @@ export class WebSocketGateway {
         messagesPerSecond: config.limits.messagesPerSecond,
         messageBurst: config.limits.messageBurst,
         remoteAddress: this.ctx.clientAddress(req),
+        positionOf: this.ctx.positions.positionOf,
       },
       metrics,
       log,
@@ -202,6 +203,7 @@ export class WebSocketGateway {
     conn.send('connected', {
       connection_id: conn.id,
       heartbeat_interval: config.heartbeat.pingIntervalMs,
+      position_interval_ms: config.positionIntervalMs,
       auth_required: auth.required,
       server_time: new Date().toISOString(),
     });

@@ -4,6 +4,7 @@ import {
   CloseCode,
   ErrorCode,
   INITIAL_STATE_PARTS,
+  isConflatable,
   isClientMessageType,
   parseStream,
   type ClientMessageData,
@@ -137,6 +138,10 @@ export class MessageHandlers {
       const ref = parseStream(data.stream);
       if (!ref) return conn.sendError(ErrorCode.INVALID_STREAM, `unknown or malformed stream "${data.stream}"`, id);
       if (!canReadStream(conn.principal, ref)) return conn.sendError(ErrorCode.FORBIDDEN, `not allowed to read ${ref.name}`, id);
+      const maxRate = data.params?.max_rate;
+      if (maxRate !== undefined && !isConflatable(ref.kind)) {
+        return conn.sendError(ErrorCode.INVALID_PARAMS, `max_rate applies to market and indicators streams only; ${ref.kind} streams are never conflated`, id);
+      }
       const { maxSubscriptions } = this.ctx.config.limits;
       if (!conn.isSubscribed(ref.name) && conn.subscriptionCount >= maxSubscriptions) {
         return conn.sendError(ErrorCode.TOO_MANY_SUBSCRIPTIONS, `at most ${maxSubscriptions} subscriptions per connection`, id);
@@ -155,10 +160,11 @@ export class MessageHandlers {
       if (!conn.writable) return;
       // From here to the send, nothing awaits: the plan, the registration and the reply
       // describe the same moment of the stream.
-      const plan = planSubscription(this.ctx.store, entry, data.since, prefetched, maxRecoveryEvents);
-      this.ctx.fanout.subscribe(conn, ref.name, data.params?.session_id, plan);
+      const plan = planSubscription(this.ctx.store, entry, data.since, prefetched, maxRecoveryEvents, maxRate !== undefined);
+      this.ctx.fanout.subscribe(conn, ref.name, data.params?.session_id, plan, maxRate);
       if (data.since) this.ctx.metrics.resumes.inc({ result: plan.recovered ? 'recovered' : 'snapshot' });
-      conn.send('subscribed', { stream: ref.name, ...plan }, id);
+      const checksum = this.ctx.positions.checksumOf(entry);
+      conn.send('subscribed', { stream: ref.name, ...plan, checksum, ...(maxRate !== undefined ? { max_rate: maxRate } : {}) }, id);
     },
 
     unsubscribe: (conn, data, id) => {

@@ -1,6 +1,7 @@
 import type { Snapshot, StreamPosition } from '@tradesync/protocol';
 import type { Engine, StoredEvent } from '../engines/engine.js';
 import type { StreamEntry, StreamStore } from '../state/store.js';
+import { newestPerEntity } from './conflation.js';
 
 /** What a `subscribed` reply carries: the missed events, or a snapshot. */
 export type SubscribePlan =
@@ -32,9 +33,22 @@ export async function prefetchMissed(
  * The synchronous half: decides recovered-or-snapshot against the stream as it is at
  * this very moment. The caller registers the subscription in the same synchronous
  * block, so the reply's offset and the first live event after it are adjacent:
- * no gap, no duplicate.
+ * no gap, no duplicate. A conflated subscription's resume replays only the newest
+ * event per entity.
  */
 export function planSubscription(
+  store: StreamStore,
+  entry: StreamEntry,
+  since: StreamPosition | undefined,
+  prefetched: Prefetched,
+  maxRecoveryEvents: number,
+  conflated = false,
+): SubscribePlan {
+  const plan = planFull(store, entry, since, prefetched, maxRecoveryEvents);
+  return conflated && plan.recovered ? { ...plan, events: newestPerEntity(entry.kind, plan.events) } : plan;
+}
+
+function planFull(
   store: StreamStore,
   entry: StreamEntry,
   since: StreamPosition | undefined,

@@ -1,0 +1,95 @@
+import { crc32 } from 'node:zlib';
+import { POSITION_QUIET_EVERY, stateChecksum, type StreamState } from '@tradesync/protocol';
+import type { Metrics } from '../metrics.js';
+import type { StreamEntry, StreamStore } from '../state/store.js';
+import type { PositionNow } from './connection.js';
+import type { Fanout } from './fanout.js';
+import { SharedMessage } from './frames.js';
+
+/**
+ * Tells every subscriber where each stream stands, with the checksum of its state there
+ * (`stream_position`): a client whose replica is behind has lost live events, and one at
+ * the same offset with another checksum holds a wrong state. Sent every `intervalMs` for
+ * streams that had events since their last position, every POSITION_QUIET_EVERY intervals for
+ * the others.
+ *
+ * A checksum is computed once per stream and offset (states are immutable, so it is
+ * kept by state object), however many subscribers and `subscribed` replies read it.
+ */
+export class Positions {
+  /** What each stream's last position said, and the ticks since. */
+  readonly #sent = new Map<string, { epoch: string; offset: number; quietTicks: number }>();
+  /** The message of each stream's position at its current state, built once for all subscribers. */
+  readonly #current = new Map<string, PositionNow & { readonly state: StreamState }>();
+  readonly #checksums = new WeakMap<StreamState, string>();
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly store: StreamStore,
+    private readonly fanout: Fanout,
+    private readonly intervalMs: number,
+    private readonly metrics: Metrics,
+  ) {}
+
+  start(): void {
+    if (this.intervalMs <= 0 || this.#timer) return;
+    this.#timer = setInterval(() => this.tick(), this.intervalMs);
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** The checksum of a stream's state at its head. */
+  checksumOf(entry: StreamEntry): string {
+    const state = entry.state;
+    let checksum = this.#checksums.get(state);
+    if (checksum === undefined) {
+      const started = process.cpuUsage();
+      // zlib's CRC-32 is the same function as the protocol's default, several times faster.
+      checksum = stateChecksum(state, crc32);
+      const used = process.cpuUsage(started);
+      this.metrics.checksums.inc();
+      this.metrics.checksumSeconds.inc((used.user + used.system) / 1e6);
+      this.#checksums.set(state, checksum);
+    }
+    return checksum;
+  }
+
+  /** A stream's position at its head now (see Connection.sendPosition). */
+  readonly positionOf = (stream: string): PositionNow | undefined => {
+    const entry = this.store.get(stream);
+    if (!entry) return undefined;
+    const cached = this.#current.get(stream);
+    if (cached && cached.state === entry.state && cached.epoch === entry.epoch && cached.offset === entry.head) return cached;
+    const { epoch, head: offset } = entry;
+    const message = new SharedMessage('stream_position', { stream, epoch, offset, checksum: this.checksumOf(entry) });
+    const position = { epoch, offset, message, state: entry.state };
+    this.#current.set(stream, position);
+    return position;
+  };
+
+  /** One interval: each stream that is due sends its position to every subscriber. */
+  tick(): void {
+    for (const [stream, subscribers] of this.fanout.subscriptions()) {
+      const entry = this.store.get(stream);
+      if (!entry) continue;
+      const last = this.#sent.get(stream);
+      const moved = !last || last.epoch !== entry.epoch || last.offset !== entry.head;
+      if (!moved && ++last.quietTicks < POSITION_QUIET_EVERY) continue;
+      this.#sent.set(stream, { epoch: entry.epoch, offset: entry.head, quietTicks: 0 });
+      const position = this.positionOf(stream);
+      if (!position) continue;
+      for (const connection of subscribers) connection.sendPosition(stream, position);
+    }
+    // Streams nobody watches any more are forgotten.
+    for (const stream of this.#sent.keys()) {
+      if (this.fanout.subscriberCount(stream) === 0) {
+        this.#sent.delete(stream);
+        this.#current.delete(stream);
+      }
+    }
+  }
+}
