@@ -17,11 +17,13 @@ import { resolveOptions, type ClientOptions, type ResolvedOptions } from './opti
 import { Requests } from './requests.js';
 import { httpBase, readEvents, type EventsPage, type ReadEventsOptions } from './rest.js';
 import { assertNever, type ClientStatus } from './status.js';
-import { Streams, type StreamHandle } from './streams.js';
+import type { StreamFreshness } from './freshness.js';
+import { Streams, type DivergedInfo, type FreshnessCounts, type LostInfo, type StreamHandle } from './streams.js';
 import type { StreamListener, SyncedInfo, SyncFailedInfo } from './subscription.js';
 
 export type { CommandOptions, CommandResult, CommandUpdate } from './commands.js';
-export type { StreamHandle } from './streams.js';
+export type { DivergedInfo, FreshnessCounts, LostInfo, StreamHandle } from './streams.js';
+export type { StreamFreshness } from './freshness.js';
 
 export interface ClientEvents extends Record<string, unknown[]> {
   status: [status: ClientStatus, previous: ClientStatus];
@@ -32,6 +34,12 @@ export interface ClientEvents extends Record<string, unknown[]> {
   /** A message that failed validation; it was skipped. */
   invalid_message: [raw: string, reason: string];
   command: [update: CommandUpdate];
+  /** A checksum proved a replica wrong (the server's differs at the same offset); a snapshot replaces it. */
+  diverged: [info: DivergedInfo];
+  /** A `stream_position` was past the replica: live events were lost on the way; the stream resumes from its offset. */
+  lost: [info: LostInfo];
+  /** A stream turned stale (no `stream_position` for two of its intervals while connected), or fresh again. */
+  freshness: [info: StreamFreshness];
 }
 
 /**
@@ -44,6 +52,18 @@ export interface ClientEvents extends Record<string, unknown[]> {
  * machines), `Commands` (optimistic), `DegradedPoller` (HTTP while the socket is
  * down). This class wires them and routes each incoming message to one of them.
  */
+export interface SubscribeParams {
+  /** The seed's session filter, passed to the server as `params.session_id`. */
+  readonly sessionId?: string;
+  /**
+   * Conflate (market and indicators streams only): at most this many frames a second,
+   * each with the newest event per symbol (and indicator). Offsets then jump; the state
+   * is still exact after every frame. Listeners of one stream share one subscription,
+   * conflated only when all of them asked for it, at the highest rate asked.
+   */
+  readonly maxRate?: number;
+}
+
 export class TradeSyncClient {
   readonly options: ResolvedOptions;
   readonly #emitter: Emitter<ClientEvents>;
@@ -75,6 +95,9 @@ export class TradeSyncClient {
       isOpen: () => this.#connection.isOpen(),
       emitSynced: (info) => this.#emitter.emit('synced', info),
       emitSyncFailed: (info) => this.#emitter.emit('sync_failed', info),
+      emitDiverged: (info) => this.#emitter.emit('diverged', info),
+      emitLost: (info) => this.#emitter.emit('lost', info),
+      emitFreshness: (info) => this.#emitter.emit('freshness', info),
     });
     this.#commands = new Commands({ options: resolved, requests: this.#requests, streams: this.#streams, emit: (update) => this.#emitter.emit('command', update) });
     this.#degraded = new DegradedPoller({
@@ -122,6 +145,8 @@ export class TradeSyncClient {
       this.#requests.failInFlight(to === 'idle' ? (type) => new ClientClosedError(type) : (type) => new ConnectionLostError(type));
       this.#streams.suspendAll(this.#connection.invalidated);
     }
+    // Positions are judged only while the server can send them.
+    this.#streams.watchFreshness(to === 'open');
     switch (to) {
       case 'open':
         this.#degraded.stop();
@@ -174,7 +199,11 @@ export class TradeSyncClient {
     if (this.#requests.settle(message)) return;
     switch (message.type) {
       case 'connected':
+        this.#streams.setPositionInterval(message.position_interval_ms ?? 0);
         this.#connection.welcome(message.connection_id, message.heartbeat_interval);
+        return;
+      case 'stream_position':
+        this.#streams.onPosition(message);
         return;
       case 'batch_update':
         this.#streams.onLiveEvents(message.events);
@@ -203,8 +232,18 @@ export class TradeSyncClient {
    * Listens to a stream. The first listener subscribes on the server; more listeners
    * share that one subscription; the last `unsubscribe()` ends it.
    */
-  subscribe<S extends StreamState = StreamState>(stream: string, listener: StreamListener<S> = {}, params: { sessionId?: string } = {}): StreamHandle<S> {
+  subscribe<S extends StreamState = StreamState>(stream: string, listener: StreamListener<S> = {}, params: SubscribeParams = {}): StreamHandle<S> {
     return this.#streams.subscribe(stream, listener, params);
+  }
+
+  /** What the server's positions proved of a stream's replica, and whether it is stale; undefined when not subscribed. */
+  freshness(stream: string): StreamFreshness | undefined {
+    return this.#streams.get(stream)?.freshness.snapshot(stream);
+  }
+
+  /** Positions verified, losses and divergences found, streams gone stale, since the client started. */
+  get freshnessCounts(): Readonly<FreshnessCounts> {
+    return this.#streams.counts;
   }
 
   /** The visible state of a subscribed stream, or undefined. */
@@ -212,8 +251,8 @@ export class TradeSyncClient {
     return this.#streams.get(stream)?.view as S | undefined;
   }
 
-  /** Streams with at least one listener, and where each stands. */
-  streams(): Array<{ stream: string; position: StreamPosition | undefined; synced: boolean; listeners: number }> {
+  /** Streams with at least one listener, where each stands, and what its positions proved. */
+  streams(): Array<{ stream: string; position: StreamPosition | undefined; synced: boolean; listeners: number; maxRate: number | undefined; freshness: StreamFreshness }> {
     return this.#streams.list();
   }
 

@@ -1,5 +1,6 @@
-import { parseStream, type StreamPosition, type StreamState } from '@tradesync/protocol';
+import { isConflatable, parseStream, type StreamPosition, type StreamPositionMessage, type StreamState } from '@tradesync/protocol';
 import { ClientClosedError, ConnectionLostError } from './errors.js';
+import { judgePosition, type StreamFreshness } from './freshness.js';
 import type { ResolvedOptions } from './options.js';
 import type { LiveEvent, SubscribedReply } from './replica.js';
 import type { Requests } from './requests.js';
@@ -30,8 +31,47 @@ export interface StreamsDeps {
   isOpen(): boolean;
   emitSynced(info: SyncedInfo): void;
   emitSyncFailed(info: SyncFailedInfo): void;
+  /** A checksum proved a replica wrong; it is being replaced by a snapshot. */
+  emitDiverged(info: DivergedInfo): void;
+  /** A position showed live events lost on the way; the stream is resuming. */
+  emitLost(info: LostInfo): void;
+  /** A stream turned stale (no position for two of its intervals) or fresh again. */
+  emitFreshness(info: StreamFreshness): void;
   /** Debug hook: every change of a subscription's state. */
   onTransition?(sub: Subscription, from: SubscriptionState, to: SubscriptionState): void;
+}
+
+/** What a failed checksum says: the replica at `offset` is not the server's state there. */
+export interface DivergedInfo {
+  readonly stream: string;
+  readonly epoch: string;
+  readonly offset: number;
+  /** The server's checksum, and the replica's. */
+  readonly expected: string;
+  readonly actual: string;
+  /** Where the mismatch showed: a `stream_position`, or a `subscribed` reply's replayed events. */
+  readonly source: 'position' | 'subscribed';
+}
+
+/** What a position past the replica says: live events between `have` and `position` never arrived. */
+export interface LostInfo {
+  readonly stream: string;
+  readonly epoch: string;
+  /** The replica's offset, and the position's. */
+  readonly have: number;
+  readonly position: number;
+}
+
+/** Freshness counts since the client started. */
+export interface FreshnessCounts {
+  /** Positions whose checksum matched the replica. */
+  verified: number;
+  /** Positions that showed live events lost (the replica behind): resumed. */
+  behind: number;
+  /** Checksum mismatches: resynced from a snapshot. */
+  diverged: number;
+  /** Streams that turned stale. */
+  stale: number;
 }
 
 /**
@@ -46,6 +86,10 @@ export class Streams {
   readonly #subs = new Map<string, Subscription>();
   readonly #deps: StreamsDeps;
   #runs = 0;
+  /** The server's `stream_position` interval on this connection (0: it sends none, so nothing is judged stale). */
+  #positionIntervalMs = 0;
+  #watch: ReturnType<StreamsDeps['options']['timers']['setInterval']> | undefined;
+  readonly counts: FreshnessCounts = { verified: 0, behind: 0, diverged: 0, stale: 0 };
 
   constructor(deps: StreamsDeps) {
     this.#deps = deps;
@@ -67,19 +111,32 @@ export class Streams {
    * Listens to a stream. The first listener subscribes on the server; more listeners
    * share that one subscription; the last `unsubscribe()` ends it.
    */
-  subscribe<S extends StreamState = StreamState>(stream: string, listener: StreamListener<S>, params: { sessionId?: string }): StreamHandle<S> {
-    if (!parseStream(stream)) throw new TypeError(`invalid stream name "${stream}"`);
+  subscribe<S extends StreamState = StreamState>(stream: string, listener: StreamListener<S>, params: { sessionId?: string; maxRate?: number }): StreamHandle<S> {
+    const ref = parseStream(stream);
+    if (!ref) throw new TypeError(`invalid stream name "${stream}"`);
+    const { maxRate } = params;
+    if (maxRate !== undefined) {
+      if (!(maxRate > 0)) throw new TypeError(`maxRate must be a positive number of events per second, got ${maxRate}`);
+      if (!isConflatable(ref.kind)) throw new TypeError(`maxRate applies to market and indicators streams only; ${ref.kind} streams are never conflated`);
+    }
+    // Listeners of every state type share the set; each reads the state it asked for.
+    const entry = listener as StreamListener;
     let sub = this.#subs.get(stream);
     if (!sub) {
       const { maxBufferedEvents, timers } = this.#deps.options;
       const deps = this.#deps;
       sub = new Subscription(stream, params.sessionId, maxBufferedEvents, timers, deps.onTransition && ((s, from, to) => deps.onTransition?.(s, from, to)));
       this.#subs.set(stream, sub);
+      sub.listeners.add(entry);
+      sub.rates.set(entry, maxRate);
       if (this.#deps.isOpen()) void this.sync(sub, 'resume');
+    } else {
+      const rateBefore = sub.maxRate;
+      sub.listeners.add(entry);
+      sub.rates.set(entry, maxRate);
+      // A listener that changes what the subscription must carry re-subscribes it (from where it stands).
+      if (sub.maxRate !== rateBefore) void this.sync(sub, 'resume');
     }
-    // Listeners of every state type share the set; each reads the state it asked for.
-    const entry = listener as StreamListener;
-    sub.listeners.add(entry);
     const owner = sub;
     let left = false;
     return {
@@ -97,14 +154,24 @@ export class Streams {
         if (left) return;
         left = true;
         owner.listeners.delete(entry);
+        const rate = owner.maxRate;
+        owner.rates.delete(entry);
         if (owner.listeners.size === 0) this.#release(owner);
+        else if (owner.maxRate !== rate) void this.sync(owner, 'resume');
       },
     };
   }
 
   /** Streams with at least one listener, and where each stands. */
-  list(): Array<{ stream: string; position: StreamPosition | undefined; synced: boolean; listeners: number }> {
-    return [...this.#subs.values()].map((s) => ({ stream: s.stream, position: s.position, synced: s.synced, listeners: s.listeners.size }));
+  list(): Array<{ stream: string; position: StreamPosition | undefined; synced: boolean; listeners: number; maxRate: number | undefined; freshness: StreamFreshness }> {
+    return [...this.#subs.values()].map((s) => ({
+      stream: s.stream,
+      position: s.position,
+      synced: s.synced,
+      listeners: s.listeners.size,
+      maxRate: s.maxRate,
+      freshness: s.freshness.snapshot(s.stream),
+    }));
   }
 
   #release(sub: Subscription): void {
@@ -209,14 +276,14 @@ export class Streams {
       try {
         const reply = await this.#deps.requests.send(
           'subscribe',
-          { stream: sub.stream, ...(since ? { since } : {}), ...(sub.sessionId ? { params: { session_id: sub.sessionId } } : {}) },
+          { stream: sub.stream, ...(since ? { since } : {}), ...subscribeParams(sub) },
           requestTimeoutMs,
         );
         if (!mine()) return;
-        const gap = this.applyReply(sub, reply);
+        const again = this.applyReply(sub, reply);
         const current = mine();
         if (!current) return;
-        if (!gap) {
+        if (!again) {
           if (end({ name: 'live' })) continue;
           return;
         }
@@ -226,7 +293,7 @@ export class Streams {
           if (end({ name: 'idle', next: 'resume' })) continue;
           return;
         }
-        sub.moveTo({ ...current, mode: 'resume' });
+        sub.moveTo({ ...current, mode: again });
       } catch (error) {
         if (error instanceof ConnectionLostError || error instanceof ClientClosedError) return; // resumed on reconnect
         if (!mine()) return;
@@ -246,7 +313,8 @@ export class Streams {
     const sub = this.#subs.get(stream);
     if (!sub) return;
     // A gap (e.g. live events overflowed the buffer) needs a sync, which may not be running.
-    if (this.applyReply(sub, reply)) void this.sync(sub, 'resume');
+    const again = this.applyReply(sub, reply);
+    if (again) void this.sync(sub, again);
     else if (sub.state.name === 'idle') sub.moveTo({ name: 'live' });
   }
 
@@ -258,6 +326,7 @@ export class Streams {
       const outcome = sub.replica.applyLive(event);
       if (outcome === 'applied') {
         touched.add(sub);
+        sub.freshness.unverifiedSince ??= this.#deps.options.timers.now();
         if (sub.patches.length > 0) sub.dropConfirmedPatches();
         // No closure for listeners without onEvent: this runs for every event.
         for (const listener of sub.listeners) if (listener.onEvent) this.#call(() => listener.onEvent?.(event));
@@ -271,15 +340,19 @@ export class Streams {
   }
 
   /**
-   * Applies a `subscribed` reply; true when a gap remains and the stream must sync again.
-   * Listeners hear things in the order they happened to the replica: replayed events
+   * Applies a `subscribed` reply. Returns how the stream must sync again: `resume` when
+   * a gap remains, `fresh` when the replayed state failed the reply's checksum; nothing
+   * when it is in sync. (A snapshot that fails its own checksum is still the server's
+   * state: it is kept, and the disagreement reported.) Listeners hear things in the order they happened to the replica: replayed events
    * then "synced" for a recovery; for a snapshot, "synced" (the state jumped to the
    * snapshot's offset) before the buffered live events that continue it.
    */
-  applyReply(sub: Subscription, reply: SubscribedReply): boolean {
+  applyReply(sub: Subscription, reply: SubscribedReply): SyncMode | undefined {
     const result = sub.replica.applySubscribed(reply);
+    if (result.diverged !== undefined) this.#diverged(sub, { epoch: reply.epoch, offset: reply.offset, expected: reply.checksum ?? '', actual: result.diverged, source: 'subscribed' });
+    const again: SyncMode | undefined = result.gap ? 'resume' : result.diverged !== undefined && result.recovered ? 'fresh' : undefined;
     const announce = () => {
-      if (result.gap) return;
+      if (again) return;
       const info: SyncedInfo = {
         stream: sub.stream,
         recovered: result.recovered,
@@ -298,7 +371,97 @@ export class Streams {
     }
     this.notify(sub, result.recovered ? 'recovered' : 'snapshot');
     if (result.snapshotOffset === undefined) announce();
-    return result.gap;
+    return again;
+  }
+
+  /* ------------------------------------------------------------------ freshness */
+
+  /** The server's `connected` said how often positions come (0 or absent: never). */
+  setPositionInterval(intervalMs: number): void {
+    this.#positionIntervalMs = intervalMs;
+  }
+
+  /**
+   * A `stream_position`: every event up to its offset was written before it, so a
+   * replica behind it lost live events (resume), and one at it with another checksum is
+   * wrong (snapshot). A matching checksum proves the replica.
+   */
+  onPosition(position: StreamPositionMessage): void {
+    const sub = this.#subs.get(position.stream);
+    if (!sub) return;
+    const { timers, logger } = this.#deps.options;
+    const now = timers.now();
+    const freshness = sub.freshness;
+    freshness.lastPositionAt = now;
+    const verdict = judgePosition(sub.replica, position);
+    freshness.unverifiedSince = sub.replica.offset > position.offset && verdict === 'skip' ? now : undefined;
+    if (freshness.stale) this.#setStale(sub, false);
+    switch (verdict) {
+      case 'verified':
+        this.counts.verified++;
+        freshness.verifiedOffset = position.offset;
+        freshness.verifiedAt = now;
+        return;
+      case 'behind':
+        this.counts.behind++;
+        logger.warn('live events were lost: the stream is past this replica; resuming', { stream: sub.stream, have: sub.replica.offset, position: position.offset });
+        this.#deps.emitLost({ stream: sub.stream, epoch: position.epoch, have: sub.replica.offset, position: position.offset });
+        void this.sync(sub, 'resume');
+        return;
+      case 'diverged':
+        this.#diverged(sub, { epoch: position.epoch, offset: position.offset, expected: position.checksum, actual: sub.replica.checksum(), source: 'position' });
+        void this.sync(sub, 'fresh');
+        return;
+      case 'other_epoch':
+        void this.sync(sub, 'resume');
+        return;
+      case 'skip':
+        return;
+    }
+  }
+
+  #diverged(sub: Subscription, mismatch: Omit<DivergedInfo, 'stream'>): void {
+    const info: DivergedInfo = { stream: sub.stream, ...mismatch };
+    this.counts.diverged++;
+    this.#deps.options.logger.warn('replica diverged from the server: its checksum differs; taking a snapshot', { ...info });
+    this.#deps.emitDiverged(info);
+  }
+
+  /**
+   * While the connection is open, checks every live stream against its freshness
+   * deadline (see Freshness.staleAt) twice per position interval; a stale stream is
+   * flagged and resumed, which also re-registers it on the server.
+   */
+  watchFreshness(open: boolean): void {
+    const { timers } = this.#deps.options;
+    timers.clearInterval(this.#watch);
+    this.#watch = undefined;
+    if (!open || this.#positionIntervalMs <= 0) return;
+    const interval = this.#positionIntervalMs;
+    this.#watch = timers.setInterval(() => this.checkFreshness(), Math.max(1, Math.round(interval / 2)));
+  }
+
+  /** Flags the live streams whose positions stopped coming (see watchFreshness). */
+  checkFreshness(): void {
+    if (this.#positionIntervalMs <= 0) return;
+    const now = this.#deps.options.timers.now();
+    for (const sub of this.#subs.values()) {
+      const rate = sub.replica.conflated ? sub.maxRate : undefined;
+      const at = sub.freshness.staleAt(this.#positionIntervalMs, rate ? 1000 / rate : 0);
+      if (at === undefined || now < at || sub.freshness.stale) continue;
+      this.counts.stale++;
+      this.#deps.options.logger.warn('no stream position from the server for two of its intervals: the stream may be stale; resubscribing', {
+        stream: sub.stream,
+        silentForMs: now - (sub.freshness.lastPositionAt ?? sub.freshness.liveSince ?? now),
+      });
+      this.#setStale(sub, true);
+      void this.sync(sub, 'resume');
+    }
+  }
+
+  #setStale(sub: Subscription, stale: boolean): void {
+    sub.freshness.stale = stale;
+    this.#deps.emitFreshness(sub.freshness.snapshot(sub.stream));
   }
 
   /** Tells a stream's listeners its visible state changed. */
@@ -326,4 +489,11 @@ export class Streams {
       this.#deps.options.logger.error('a stream listener threw', { error: String(error) });
     }
   }
+}
+
+/** The `params` of a subscription's `subscribe`, when it has any. */
+function subscribeParams(sub: Subscription): { params?: { session_id?: string; max_rate?: number } } {
+  const maxRate = sub.maxRate;
+  if (!sub.sessionId && maxRate === undefined) return {};
+  return { params: { ...(sub.sessionId ? { session_id: sub.sessionId } : {}), ...(maxRate !== undefined ? { max_rate: maxRate } : {}) } };
 }

@@ -1,4 +1,5 @@
 import { parseStream, type StreamPosition, type StreamState } from '@tradesync/protocol';
+import { Freshness } from './freshness.js';
 import { StreamReplica, type LiveEvent } from './replica.js';
 import type { TimerHandle, Timers } from './timers.js';
 
@@ -82,6 +83,14 @@ export class Subscription {
   readonly patches: OptimisticPatch[] = [];
   /** The last sync over the socket that completed; undefined before the first. */
   lastSync: SyncedInfo | undefined;
+  /** What the server's positions proved of the replica, and whether they stopped coming. */
+  readonly freshness = new Freshness();
+  /**
+   * The conflation rate each listener asked for (undefined: every event). The
+   * subscription is conflated only when every listener accepts it, at the highest rate
+   * any asked for, so no listener gets fewer events than it wanted.
+   */
+  readonly rates = new Map<StreamListener, number | undefined>();
   #state: SubscriptionState = { name: 'idle', next: 'resume' };
   #view: StreamState | undefined;
 
@@ -89,7 +98,7 @@ export class Subscription {
     readonly stream: string,
     readonly sessionId: string | undefined,
     maxBuffered: number,
-    private readonly timers: Pick<Timers, 'clearTimeout'>,
+    private readonly timers: Pick<Timers, 'clearTimeout' | 'now'>,
     private readonly onTransition?: (sub: Subscription, from: SubscriptionState, to: SubscriptionState) => void,
   ) {
     const ref = parseStream(stream);
@@ -106,7 +115,24 @@ export class Subscription {
     const from = this.#state;
     if (from.name === 'released') return;
     this.#state = next;
+    // Freshness deadlines count from when the stream is live; a sync suspends them.
+    if (next.name === 'live' && from.name !== 'live') {
+      this.freshness.liveSince = this.timers.now();
+      this.freshness.unverifiedSince = undefined;
+    } else if (next.name !== 'live') {
+      this.freshness.liveSince = undefined;
+    }
     this.onTransition?.(this, from, next);
+  }
+
+  /** The `max_rate` to subscribe with (see `rates`). */
+  get maxRate(): number | undefined {
+    let max: number | undefined;
+    for (const rate of this.rates.values()) {
+      if (rate === undefined) return undefined;
+      max = Math.max(max ?? 0, rate);
+    }
+    return max;
   }
 
   get released(): boolean {

@@ -31,6 +31,9 @@ function setup() {
     isOpen: () => open,
     emitSynced: () => {},
     emitSyncFailed: () => {},
+    emitDiverged: () => {},
+    emitLost: () => {},
+    emitFreshness: () => {},
     onTransition: (_sub, from, to) => transitions.push(`${describeState(from)} → ${describeState(to)}`),
   });
   const snapshot = (offset: number) => ({ epoch: 'e1', offset, recovered: false, snapshot: { epoch: 'e1', offset, state: { orders: {} } } });
