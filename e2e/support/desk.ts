@@ -42,11 +42,15 @@ export interface DeskGateway extends TestGateway {
 }
 
 /** Starts a gateway serving the built dashboard, with the test command handler. */
-export async function startDeskGateway(options: { port?: number; dataDir?: string; keepData?: boolean } = {}): Promise<DeskGateway> {
+export async function startDeskGateway(options: { port?: number; dataDir?: string; keepData?: boolean; positionIntervalMs?: number } = {}): Promise<DeskGateway> {
   assertDashboardBuilt();
   const commands = new TestCommands();
   const gw = await startGateway(
-    { dashboardDir: DASHBOARD_DIST, ...(options.port ? { port: options.port } : {}) },
+    {
+      dashboardDir: DASHBOARD_DIST,
+      ...(options.port ? { port: options.port } : {}),
+      ...(options.positionIntervalMs !== undefined ? { positionIntervalMs: options.positionIntervalMs } : {}),
+    },
     { commands, ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(options.keepData ? { keepData: true } : {}) },
   );
   commands.gateway = gw;

@@ -21,6 +21,8 @@ export interface StreamHandle<S extends StreamState = StreamState> {
   readonly position: StreamPosition | undefined;
   /** true once the first sync of this stream completed. */
   readonly synced: boolean;
+  /** What the server's positions proved of the replica, and whether it is stale. */
+  readonly freshness: StreamFreshness;
   /** Leaves the stream; the last listener leaving unsubscribes on the server. */
   unsubscribe(): void;
 }
@@ -149,6 +151,9 @@ export class Streams {
       },
       get synced() {
         return owner.synced;
+      },
+      get freshness() {
+        return owner.freshness.snapshot(stream);
       },
       unsubscribe: () => {
         if (left) return;

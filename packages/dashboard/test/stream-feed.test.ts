@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { applyEvent, initialState, type StreamEvent } from '@tradesync/protocol';
-import { StreamFeed } from '../src/core/stream-feed.js';
+import { READABLE_RATE, StreamFeed } from '../src/core/stream-feed.js';
 import { SYMBOLS } from '../src/core/stores.js';
 import { FakeSource, streamEvent, testStores } from './support/fakes.js';
 
@@ -48,7 +48,7 @@ describe('the stream feed', () => {
     expect(writes).toBe(1);
     expect(frames).toEqual([1]);
     const data = stores.data.getState();
-    expect(data.orders).toEqual({ state: orders, updatedAt: 1000, synced: true, offset: 3 });
+    expect(data.orders).toEqual({ state: orders, updatedAt: 1000, synced: true, offset: 3, stale: false, heardAt: null });
     expect(data.market['BTC-USD']?.offset).toBe(9);
     expect(data.frame).toBe(1);
     // Nothing changed since: no write at all.
@@ -109,8 +109,37 @@ describe('the stream feed', () => {
     const { source, feed } = harness();
     feed.start();
     source.get('alerts:demo').sync({ alerts: [] }, 7);
-    expect(feed.offsets()).toContainEqual({ stream: 'alerts:demo', epoch: 'e1', offset: 7, synced: true });
-    expect(feed.offsets()).toContainEqual({ stream: 'orders:demo', epoch: null, offset: 0, synced: false });
+    source.get('alerts:demo').freshness = { stream: 'alerts:demo', verifiedOffset: 7, verifiedAt: 1234, lastPositionAt: 1234, stale: false };
+    expect(feed.offsets()).toContainEqual({ stream: 'alerts:demo', epoch: 'e1', offset: 7, synced: true, verifiedOffset: 7, verifiedAt: 1234, stale: false });
+    expect(feed.offsets()).toContainEqual({ stream: 'orders:demo', epoch: null, offset: 0, synced: false, verifiedOffset: null, verifiedAt: null, stale: false });
+  });
+
+  it('subscribes market and indicator streams conflated at a readable rate, and nothing else', () => {
+    const { source, feed } = harness();
+    feed.start();
+    for (const [stream, handle] of source.handles) {
+      const conflated = stream.startsWith('market:') || stream.startsWith('indicators:');
+      expect(handle.params, stream).toEqual(conflated ? { maxRate: READABLE_RATE } : {});
+    }
+    expect(READABLE_RATE).toBe(10);
+  });
+
+  it('marks a stream stale (keeping its state and age) when its positions stop, and fresh again', () => {
+    const { source, feed, stores } = harness();
+    const data = stores.data;
+    feed.start();
+    const orders = { orders: { a: { order_id: 'a' } } } as never;
+    source.get('orders:demo').sync(orders, 3);
+    feed.flush();
+    const before = data.getState().orders;
+    source.get('orders:demo').freshness = { stream: 'orders:demo', verifiedOffset: 3, verifiedAt: 900, lastPositionAt: 900, stale: true };
+    feed.markFreshness('orders:demo');
+    feed.flush();
+    expect(data.getState().orders).toEqual({ ...before, stale: true, heardAt: 900 });
+    source.get('orders:demo').freshness = { stream: 'orders:demo', verifiedOffset: 3, verifiedAt: 1500, lastPositionAt: 1500, stale: false };
+    feed.markFreshness('orders:demo');
+    feed.flush();
+    expect(data.getState().orders).toMatchObject({ stale: false, heardAt: 1500, updatedAt: before.updatedAt });
   });
 
   it('unsubscribes everything on dispose', () => {

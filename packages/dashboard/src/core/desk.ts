@@ -115,6 +115,7 @@ export class Desk {
       }),
       client.on('sync_failed', (info) => this.#sync.onSyncFailed(info)),
       client.on('command', (update) => this.#commands.onUpdate(update)),
+      client.on('freshness', (info) => this.#feed.markFreshness(info.stream)),
       stores.settings.subscribe((settings, previous) => {
         if (settings.panels.debug !== previous.panels.debug) this.#toggleRecorder();
       }),

@@ -28,6 +28,10 @@ export interface StreamSlice<S> {
   readonly updatedAt: number | null;
   readonly synced: boolean;
   readonly offset: number;
+  /** No `stream_position` came for two of the stream's intervals: what shows may be old. */
+  readonly stale: boolean;
+  /** When the server last proved the stream's position (a `stream_position`), or null. */
+  readonly heardAt: number | null;
 }
 
 export interface AccountStreams {
@@ -47,7 +51,7 @@ export interface DataState extends AccountStreams {
 }
 
 function emptySlice<K extends AccountStreamKind | 'market'>(kind: K): StreamSlice<ReturnType<typeof initialState<K>>> {
-  return { state: initialState(kind), updatedAt: null, synced: false, offset: 0 };
+  return { state: initialState(kind), updatedAt: null, synced: false, offset: 0, stale: false, heardAt: null };
 }
 
 export function emptyAccountStreams(): AccountStreams {
@@ -151,7 +155,16 @@ export interface DebugState {
   readonly wireLatencyMs: number | null;
   /** Server timestamp → on screen, ms (median of the last second). */
   readonly screenLatencyMs: number | null;
-  readonly offsets: ReadonlyArray<{ stream: string; epoch: string | null; offset: number; synced: boolean }>;
+  readonly offsets: ReadonlyArray<{
+    stream: string;
+    epoch: string | null;
+    offset: number;
+    synced: boolean;
+    /** The last offset a checksum proved, and when; null before the first. */
+    verifiedOffset: number | null;
+    verifiedAt: number | null;
+    stale: boolean;
+  }>;
   readonly frames: number;
 }
 

@@ -12,6 +12,12 @@ import type { StoreApi } from 'zustand/vanilla';
 import { emptyAccountStreams, SYMBOLS, type DataState, type DebugState, type StreamSlice } from './stores.js';
 
 /**
+ * Market prices and indicators arrive conflated at this rate (events a second): a
+ * person reads no faster, and a price never waits behind older ones in a queue.
+ */
+export const READABLE_RATE = 10;
+
+/**
  * Subscriptions → the data store, once per frame. The feed subscribes the public
  * markets and the chosen account's streams on the page's one client and keeps each
  * stream's replica state in the data store — replaced whole, never patched, so a
@@ -22,7 +28,7 @@ import { emptyAccountStreams, SYMBOLS, type DataState, type DebugState, type Str
 
 /** The part of the client the feed uses (the SDK's `TradeSyncClient` is one). */
 export interface StreamSource {
-  subscribe(stream: string, listener: { onChange?(): void; onEvent?(event: StreamEvent): void }): StreamHandle;
+  subscribe(stream: string, listener: { onChange?(): void; onEvent?(event: StreamEvent): void }, params?: { maxRate?: number }): StreamHandle;
 }
 
 interface StreamFeedOptions {
@@ -53,6 +59,8 @@ export class StreamFeed {
   readonly #handles = new Map<string, StreamHandle>();
   /** Streams whose state changed since the last frame; their state is read at the frame. */
   #changed = new Set<string>();
+  /** Streams whose freshness (stale or not) changed since the last frame, state or not. */
+  #freshened = new Set<string>();
 
   constructor(options: StreamFeedOptions) {
     this.#options = options;
@@ -101,34 +109,55 @@ export class StreamFeed {
     return this.#handles.get(stream)?.state as S | undefined;
   }
 
-  /** Every stream's position, for the debug panel. */
+  /** Every stream's position and what the server proved of it, for the debug panel. */
   offsets(): StreamOffsets {
-    return [...this.#handles.values()].map((h) => ({ stream: h.stream, epoch: h.position?.epoch ?? null, offset: h.position?.offset ?? 0, synced: h.synced }));
+    return [...this.#handles.values()].map((h) => {
+      const { verifiedOffset, verifiedAt, stale } = h.freshness;
+      return { stream: h.stream, epoch: h.position?.epoch ?? null, offset: h.position?.offset ?? 0, synced: h.synced, verifiedOffset: verifiedOffset ?? null, verifiedAt: verifiedAt ?? null, stale };
+    });
+  }
+
+  /** A stream turned stale or fresh: its panel shows it at the next frame. */
+  markFreshness(stream: string): void {
+    if (!this.#handles.has(stream)) return;
+    this.#freshened.add(stream);
+    this.#options.schedule();
   }
 
   /** Writes the streams that changed since the last frame, in one store update; undefined when none did. */
   flush(): FeedFrame | undefined {
-    if (this.#changed.size === 0) return undefined;
+    if (this.#changed.size === 0 && this.#freshened.size === 0) return undefined;
     const now = this.#options.now();
     const current = this.#options.data.getState();
     const patch: { -readonly [K in keyof DataState]?: DataState[K] } = {};
     let market: Record<string, StreamSlice<MarketState>> | undefined;
     let portfolio: PortfolioState | undefined;
-    for (const stream of this.#changed) {
+    for (const stream of new Set([...this.#changed, ...this.#freshened])) {
       const ref = parseStream(stream);
       const handle = this.#handles.get(stream);
       if (!ref || !handle) continue;
-      const state = handle.state;
-      const slice = { state, updatedAt: now, synced: handle.synced, offset: handle.position?.offset ?? 0 };
+      const changed = this.#changed.has(stream);
+      const previous = ref.kind === 'market' ? current.market[ref.symbol] : ref.account === current.account ? current[ref.kind] : undefined;
+      const state = changed || !previous ? handle.state : previous.state;
+      const { stale, lastPositionAt } = handle.freshness;
+      const slice = {
+        state,
+        updatedAt: changed || !previous ? now : previous.updatedAt,
+        synced: handle.synced,
+        offset: handle.position?.offset ?? 0,
+        stale,
+        heardAt: lastPositionAt ?? null,
+      };
       if (ref.kind === 'market') {
         market ??= { ...current.market };
         market[ref.symbol] = slice as StreamSlice<MarketState>;
       } else if (ref.account === current.account) {
         (patch as Record<AccountStreamKind, unknown>)[ref.kind] = slice;
-        if (ref.kind === 'portfolio') portfolio = state as PortfolioState;
+        if (ref.kind === 'portfolio' && changed) portfolio = state as PortfolioState;
       }
     }
     this.#changed = new Set();
+    this.#freshened = new Set();
     if (market) patch.market = market;
     const frame = current.frame + 1;
     patch.frame = frame;
@@ -143,10 +172,12 @@ export class StreamFeed {
 
   #subscribe(stream: string): void {
     if (this.#handles.has(stream)) return;
-    const handle = this.#options.source.subscribe(stream, {
-      onChange: () => this.#markChanged(stream),
-      onEvent: this.#options.onEvent,
-    });
+    const kind = parseStream(stream)?.kind;
+    const handle = this.#options.source.subscribe(
+      stream,
+      { onChange: () => this.#markChanged(stream), onEvent: this.#options.onEvent },
+      kind === 'market' || kind === 'indicators' ? { maxRate: READABLE_RATE } : {},
+    );
     this.#handles.set(stream, handle);
     // A stream already synced (shared with someone else) shows at once.
     if (handle.synced) {

@@ -1,4 +1,4 @@
-import type { ClientEvents, ClientStatus, CommandOptions, CommandResult, StreamHandle } from '@tradesync/client';
+import type { ClientEvents, ClientStatus, CommandOptions, CommandResult, StreamFreshness, StreamHandle } from '@tradesync/client';
 import { initialState, parseStream, type StreamEvent, type StreamPosition, type StreamState } from '@tradesync/protocol';
 import { createStores, DEFAULT_SETTINGS, type Stores } from '../../src/core/stores.js';
 import type { DeskClient } from '../../src/core/desk.js';
@@ -36,11 +36,15 @@ export class FakeHandle implements StreamHandle {
   position: StreamPosition | undefined;
   synced = false;
   unsubscribed = false;
+  freshness: StreamFreshness;
 
   constructor(
     readonly stream: string,
     readonly listener: Listener,
+    /** The params it was subscribed with (conflation). */
+    readonly params: { maxRate?: number } = {},
   ) {
+    this.freshness = { stream, verifiedOffset: undefined, verifiedAt: undefined, lastPositionAt: undefined, stale: false };
     const kind = parseStream(stream)?.kind ?? 'market';
     this.state = initialState(kind);
   }
@@ -69,8 +73,8 @@ export class FakeSource implements StreamSource {
   /** Streams that are synced the moment they are subscribed (shared with another listener). */
   readonly alreadySynced = new Map<string, { state: StreamState; offset: number }>();
 
-  subscribe(stream: string, listener: Listener): FakeHandle {
-    const handle = new FakeHandle(stream, listener);
+  subscribe(stream: string, listener: Listener, params: { maxRate?: number } = {}): FakeHandle {
+    const handle = new FakeHandle(stream, listener, params);
     const shared = this.alreadySynced.get(stream);
     if (shared) {
       handle.state = shared.state;
@@ -122,7 +126,7 @@ export class FakeClient implements DeskClient {
     this.emit('status', this.status, previous);
   }
 
-  readonly subscribe = ((stream: string, listener: Listener) => this.source.subscribe(stream, listener)) as DeskClient['subscribe'];
+  readonly subscribe = ((stream: string, listener: Listener, params?: { maxRate?: number }) => this.source.subscribe(stream, listener, params)) as DeskClient['subscribe'];
 
   command(action: string, payload: Record<string, unknown> = {}, options: CommandOptions = {}): Promise<CommandResult> {
     this.commands.push({ action, payload, options });

@@ -48,6 +48,8 @@ export interface SubscriptionPosition {
   readonly stream: string;
   readonly epoch: string;
   readonly offset: number;
+  /** The conflation rate of a conflated subscription. */
+  readonly max_rate?: number;
 }
 
 /**
@@ -268,7 +270,7 @@ export class Connection {
 
   /** Where the connection stands on each stream: the epoch and the last offset it was given. */
   positions(): SubscriptionPosition[] {
-    return [...this.#subscriptions.values()].map((s) => ({ stream: s.stream, epoch: s.epoch, offset: s.delivered }));
+    return [...this.#subscriptions.values()].map((s) => ({ stream: s.stream, epoch: s.epoch, offset: s.delivered, ...(s.conflation ? { max_rate: s.conflation.maxRate } : {}) }));
   }
 
   /**

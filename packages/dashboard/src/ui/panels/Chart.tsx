@@ -156,6 +156,7 @@ export function ChartPanel() {
       title="Price"
       updatedAt={market?.updatedAt ?? null}
       synced={market?.synced ?? false}
+      freshness={market}
       tools={
         <div className="tabs" role="tablist" aria-label="Chart symbol">
           {SYMBOLS.map((s) => (

@@ -1,4 +1,4 @@
-import { formatTime } from '../../core/format.js';
+import { formatAge, formatTime } from '../../core/format.js';
 import { useConnection, useDebug } from '../context.js';
 import { Panel } from '../Panel.js';
 
@@ -37,6 +37,7 @@ export function DebugPanel() {
                 <th>Epoch</th>
                 <th className="num">Offset</th>
                 <th>Synced</th>
+                <th>Verified</th>
               </tr>
             </thead>
             <tbody>
@@ -46,6 +47,10 @@ export function DebugPanel() {
                   <td className="muted ellipsis">{o.epoch?.slice(0, 10) ?? '—'}</td>
                   <td className="num">{o.offset}</td>
                   <td>{o.synced ? '✓' : '…'}</td>
+                  <td className={o.stale ? 'warn' : 'muted'} data-verified>
+                    {o.stale ? 'stale · ' : ''}
+                    {o.verifiedOffset === null || o.verifiedAt === null ? 'not yet' : `at #${o.verifiedOffset}, ${now - o.verifiedAt < 1000 ? 'just now' : `${formatAge(now - o.verifiedAt)} ago`}`}
+                  </td>
                 </tr>
               ))}
             </tbody>

@@ -10,9 +10,11 @@ export function PatternsPanel() {
   // the rows render only when they changed (the header's age still follows the stream).
   const updatedAt = useData((d) => d.signals.updatedAt);
   const synced = useData((d) => d.signals.synced);
+  const stale = useData((d) => d.signals.stale);
+  const heardAt = useData((d) => d.signals.heardAt);
   const map = useData((d) => d.signals.state.patterns);
   return (
-    <Panel id="patterns" title="Patterns" updatedAt={updatedAt} synced={synced}>
+    <Panel id="patterns" title="Patterns" updatedAt={updatedAt} synced={synced} freshness={{ stale, heardAt }}>
       <PatternsTable patterns={map} />
     </Panel>
   );
@@ -62,7 +64,7 @@ export function StrategiesPanel() {
   const now = useConnection((c) => c.now);
   const instances = (Object.values(slice.state.instances) as InstanceRow[]).sort((a, b) => a.symbol.localeCompare(b.symbol) || a.instance_id.localeCompare(b.instance_id));
   return (
-    <Panel id="strategies" title={`Strategy state machines · ${instances.length}`} updatedAt={slice.updatedAt} synced={slice.synced}>
+    <Panel id="strategies" title={`Strategy state machines · ${instances.length}`} updatedAt={slice.updatedAt} synced={slice.synced} freshness={slice}>
       <div className="scroll">
         <table className="t" data-testid="strategies-table">
           <thead>
@@ -126,7 +128,7 @@ export function IndicatorsPanel() {
     (a, b) => (INDICATOR_ORDER.indexOf(a) + 1 || 99) - (INDICATOR_ORDER.indexOf(b) + 1 || 99) || a.localeCompare(b),
   );
   return (
-    <Panel id="indicators" title="Indicators" updatedAt={slice.updatedAt} synced={slice.synced}>
+    <Panel id="indicators" title="Indicators" updatedAt={slice.updatedAt} synced={slice.synced} freshness={slice}>
       <table className="t" data-testid="indicators-table">
         <thead>
           <tr>
@@ -164,7 +166,7 @@ export function AlertsPanel() {
   const slice = useData((d) => d.alerts);
   const alerts = [...slice.state.alerts].reverse();
   return (
-    <Panel id="alerts" title={`Alerts · ${alerts.length}`} updatedAt={slice.updatedAt} synced={slice.synced}>
+    <Panel id="alerts" title={`Alerts · ${alerts.length}`} updatedAt={slice.updatedAt} synced={slice.synced} freshness={slice}>
       <ul className="alerts" data-testid="alerts-list">
         {alerts.length === 0 && <li className="empty">No alerts</li>}
         {alerts.slice(0, 100).map((a) => {

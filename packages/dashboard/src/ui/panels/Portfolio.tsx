@@ -13,7 +13,7 @@ export function PortfolioPanel() {
   const hot = utilization > HEAT_WARNING_PERCENT;
   const campaigns = Object.values(slice.state.campaigns);
   return (
-    <Panel id="portfolio" title="Portfolio" updatedAt={slice.updatedAt} synced={slice.synced}>
+    <Panel id="portfolio" title="Portfolio" updatedAt={slice.updatedAt} synced={slice.synced} freshness={slice}>
       <div className="kpis">
         <Kpi label="Equity" value={formatMoney(p.total_value_usd)} unit="USD" big testId="equity" />
         <Kpi label="Unrealized P&L" value={formatSigned(p.unrealized_pnl)} className={tone(p.unrealized_pnl)} />

@@ -26,6 +26,7 @@ export function SignalsPanel() {
       title="Signals"
       updatedAt={slice.updatedAt}
       synced={slice.synced}
+      freshness={slice}
       tools={
         <span className="head-stats">
           <span className="num">{signals.length}</span> total · <span className="num">{pending}</span> pending

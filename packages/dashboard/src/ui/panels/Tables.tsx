@@ -13,7 +13,7 @@ export function BalancesPanel() {
   const slice = useData((d) => d.portfolio);
   const balances = Object.values(slice.state.balances).sort((a: Balance, b: Balance) => a.currency.localeCompare(b.currency));
   return (
-    <Panel id="balances" title="Balances" updatedAt={slice.updatedAt} synced={slice.synced}>
+    <Panel id="balances" title="Balances" updatedAt={slice.updatedAt} synced={slice.synced} freshness={slice}>
       <table className="t" data-testid="balances-table">
         <thead>
           <tr>
@@ -43,7 +43,7 @@ export function PositionsPanel() {
   const slice = useData((d) => d.portfolio);
   const positions = Object.values(slice.state.positions).sort((a: Position, b: Position) => a.symbol.localeCompare(b.symbol));
   return (
-    <Panel id="positions" title={`Positions · ${positions.length}`} updatedAt={slice.updatedAt} synced={slice.synced}>
+    <Panel id="positions" title={`Positions · ${positions.length}`} updatedAt={slice.updatedAt} synced={slice.synced} freshness={slice}>
       <table className="t" data-testid="positions-table">
         <thead>
           <tr>
@@ -84,7 +84,7 @@ export function OrdersPanel() {
   const [view] = useState(() => createSortedView<Order>(newestOrderFirst, (o) => o.order_id));
   const orders = view(slice.state.orders);
   return (
-    <Panel id="orders" title={`Open orders · ${orders.length}`} updatedAt={slice.updatedAt} synced={slice.synced}>
+    <Panel id="orders" title={`Open orders · ${orders.length}`} updatedAt={slice.updatedAt} synced={slice.synced} freshness={slice}>
       {orders.length > ORDERS_VIRTUALIZE_ABOVE ? <VirtualOrders orders={orders} commands={commands} /> : <OrdersTable orders={orders} commands={commands} />}
     </Panel>
   );
