@@ -1,4 +1,6 @@
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { crc32 } from 'node:zlib';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -117,3 +119,15 @@ describe('stateChecksum against an independent implementation', () => {
 function hasLoneSurrogate(text: string): boolean {
   return /\\ud[89ab][0-9a-f]{2}(?!\\ud[c-f])|(?<!\\ud[89ab][0-9a-f]{2})\\ud[c-f][0-9a-f]{2}/i.test(text);
 }
+
+describe('the checksums docs/PROTOCOL.md shows', () => {
+  it('are the checksums of the snapshots shown with them', () => {
+    const doc = readFileSync(fileURLToPath(new URL('../../../docs/PROTOCOL.md', import.meta.url)), 'utf8');
+    const shown = [...doc.matchAll(/```json\n([\s\S]*?)```/g)]
+      .map((m) => m[1]!)
+      .filter((block) => block.includes('"checksum"') && block.includes('"snapshot"'))
+      .map((block) => JSON.parse(block) as { checksum: string; snapshot: { state: object } });
+    expect(shown.length).toBeGreaterThanOrEqual(2);
+    for (const message of shown) expect(message.checksum).toBe(stateChecksum(message.snapshot.state));
+  });
+});
