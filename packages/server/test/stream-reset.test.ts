@@ -9,7 +9,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CloseCode } from '@tradesync/protocol';
+import { CloseCode, stateChecksum } from '@tradesync/protocol';
 import type { Engine, StreamHead } from '../src/engines/engine.js';
 import { createEngine } from '../src/engines/index.js';
 import { order, publish, startGateway, TestClient, testConfig } from '@tradesync/testing';
@@ -83,6 +83,7 @@ describe('a stream whose history vanished', () => {
     expect(inPlace.epoch).not.toBe(first.epoch);
     expect(inPlace).toMatchObject({ stream: 'orders:reset', epoch: entry.epoch, offset: entry.head, recovered: false, sequence_number: first.sequence_number + 1 });
     expect(inPlace.snapshot).toEqual({ epoch: entry.epoch, offset: entry.head, state: entry.state });
+    expect(inPlace.checksum).toBe(stateChecksum(entry.state));
 
     await publish(gw.url, [order('reset', { order_id: 'after' })]);
     const live = await client.next((m) => m.type === 'order:updated');

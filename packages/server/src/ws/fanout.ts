@@ -134,12 +134,20 @@ export class Fanout {
    * reset of many streams at once would push them all): it is closed with 4009
    * STATE_INVALIDATED, reconnects, and takes its snapshots by subscribing again.
    */
-  reset(entry: StreamEntry): void {
+  reset(entry: StreamEntry, checksum: string): void {
     const set = this.#subscribers.get(entry.name);
     if (!set || set.size === 0) return;
     const position = { epoch: entry.epoch, offset: entry.head };
-    const message = new SharedMessage('subscribed', { stream: entry.name, ...position, recovered: false, snapshot: snapshotOf(entry) });
+    const snapshot = snapshotOf(entry);
+    // One message per conflation rate among the subscribers (usually one or two): each reply names its own.
+    const messages = new Map<number | undefined, SharedMessage<'subscribed'>>();
     for (const connection of set) {
+      const maxRate = connection.maxRateOf(entry.name);
+      let message = messages.get(maxRate);
+      if (!message) {
+        message = new SharedMessage('subscribed', { stream: entry.name, ...position, recovered: false, snapshot, checksum, ...(maxRate !== undefined ? { max_rate: maxRate } : {}) });
+        messages.set(maxRate, message);
+      }
       connection.restart(entry.name, position);
       if (connection.sendShared(message)) continue;
       connection.log.warn({ stream: entry.name, epoch: entry.epoch, snapshot_bytes: message.tail.length }, 'stream reset: its snapshot does not fit the send buffer; closing with 4009');
