@@ -8,7 +8,7 @@ import { POSITION_QUIET_EVERY, type StreamPositionMessage } from '@tradesync/pro
 
 /** What one `stream_position` says about a replica. */
 export type PositionVerdict =
-  /** Same offset, same checksum: the replica is the server's state. */
+  /** Same checksum at the same offset (or behind it, when offsets jump and the events between were not this subscription's): the replica is the server's state. */
   | 'verified'
   /** The replica is behind the position: live events were lost on the way. Resume from the replica's offset. */
   | 'behind'
@@ -24,13 +24,15 @@ export interface JudgedReplica {
   readonly offset: number;
   /** True while live events are held for a sync. */
   readonly holding: boolean;
+  /** Offsets may jump (conflated or session-scoped): a replica behind the position may still hold its state. */
+  readonly jumps: boolean;
   checksum(): string;
 }
 
 export function judgePosition(replica: JudgedReplica, position: Pick<StreamPositionMessage, 'epoch' | 'offset' | 'checksum'>): PositionVerdict {
   if (replica.holding || replica.epoch === undefined) return 'skip';
   if (replica.epoch !== position.epoch) return 'other_epoch';
-  if (replica.offset < position.offset) return 'behind';
+  if (replica.offset < position.offset) return replica.jumps && replica.checksum() === position.checksum ? 'verified' : 'behind';
   if (replica.offset > position.offset) return 'skip';
   return replica.checksum() === position.checksum ? 'verified' : 'diverged';
 }

@@ -4,7 +4,7 @@ import { applyEvents, initialState, Sequencer, stateChecksum, type StreamEvent, 
 export type LiveEvent = StreamEvent;
 
 /** The fields of a `subscribed` reply the replica reads (a snapshot's state is the server's, trusted). */
-export type SubscribedReply = Pick<SubscribedMessage, 'epoch' | 'offset' | 'recovered' | 'events' | 'checksum' | 'max_rate'> & {
+export type SubscribedReply = Pick<SubscribedMessage, 'epoch' | 'offset' | 'recovered' | 'events' | 'checksum' | 'max_rate' | 'session_id'> & {
   readonly snapshot?: { readonly epoch: string; readonly offset: number; readonly state: object };
 };
 
@@ -95,9 +95,18 @@ export class StreamReplica {
     return epoch === undefined ? undefined : { epoch, offset: this.offset };
   }
 
-  /** True for a conflated subscription, whose offsets jump (see Sequencer.jumps). */
-  get conflated(): boolean {
+  /** True for a conflated or session-scoped subscription, whose offsets jump (see Sequencer.jumps). */
+  get jumps(): boolean {
     return this.#sequencer.jumps;
+  }
+
+  /**
+   * A position proved the state is the server's at a later offset (the events between
+   * were not for this subscription): the replica stands there now.
+   */
+  advanceTo(offset: number): void {
+    const epoch = this.epoch;
+    if (epoch !== undefined && offset > this.offset && !this.holding) this.#sequencer.moveTo(epoch, offset);
   }
 
   /** The checksum of the state at `offset` (see the protocol's stateChecksum). */
@@ -132,8 +141,8 @@ export class StreamReplica {
     let snapshotOffset: number | undefined;
     let replayed = 0;
     let diverged: string | undefined;
-    // The reply says whether this subscription is conflated (its offsets then jump).
-    this.#sequencer.jumps = reply.max_rate !== undefined;
+    // The reply says whether this subscription is conflated or scoped to a session: its offsets then jump.
+    this.#sequencer.jumps = reply.max_rate !== undefined || reply.session_id !== undefined;
     const recovered = reply.recovered && this.epoch === reply.epoch;
     if (recovered) {
       for (const event of reply.events ?? []) {
@@ -160,6 +169,9 @@ export class StreamReplica {
       // reply was in flight), or no snapshot at all: nothing here is safe to apply.
       gap = true;
     }
+    // A scoped replay ends at the last event the session was given; the reply's offset is
+    // where the stream (as this session sees it) stands, proven by its checksum below.
+    if (!gap && this.#sequencer.jumps && this.epoch === reply.epoch && this.offset < reply.offset) this.#sequencer.moveTo(reply.epoch, reply.offset);
     // The reply's checksum is of the state at its offset: compare before held live events move the replica on.
     if (!gap && reply.checksum !== undefined && this.epoch === reply.epoch && this.offset === reply.offset) {
       const own = this.checksum();

@@ -404,6 +404,8 @@ export class Streams {
     switch (verdict) {
       case 'verified':
         this.counts.verified++;
+        // A scoped subscription is not sent the events of other sessions: proven, it stands at the position.
+        sub.replica.advanceTo(position.offset);
         freshness.verifiedOffset = position.offset;
         freshness.verifiedAt = now;
         return;
@@ -451,7 +453,7 @@ export class Streams {
     if (this.#positionIntervalMs <= 0) return;
     const now = this.#deps.options.timers.now();
     for (const sub of this.#subs.values()) {
-      const rate = sub.replica.conflated ? sub.maxRate : undefined;
+      const rate = sub.maxRate;
       const at = sub.freshness.staleAt(this.#positionIntervalMs, rate ? 1000 / rate : 0);
       if (at === undefined || now < at || sub.freshness.stale) continue;
       this.counts.stale++;

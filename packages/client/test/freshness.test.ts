@@ -42,7 +42,7 @@ const base = (wsUrl: string) => wsUrl.replace(/\/ws$/, '');
 const isEventOf = (text: string, stream: string, offset: number) => text.includes(`"stream":"${stream}"`) && text.includes(`"offset":${offset},`) && !text.includes('"type":"stream_position"') && !text.includes('"type":"subscribed"');
 
 describe('judgePosition', () => {
-  const replica = (offset: number, checksum = 'aaaaaaaa', holding = false) => ({ epoch: 'e1', offset, holding, checksum: () => checksum });
+  const replica = (offset: number, checksum = 'aaaaaaaa', holding = false, jumps = false) => ({ epoch: 'e1', offset, holding, jumps, checksum: () => checksum });
 
   it('verifies a matching checksum at the same offset, and tells behind, diverged and another epoch apart', () => {
     expect(judgePosition(replica(5), { epoch: 'e1', offset: 5, checksum: 'aaaaaaaa' })).toBe('verified');
@@ -54,7 +54,12 @@ describe('judgePosition', () => {
   it('judges nothing while the replica syncs or once it is past the position', () => {
     expect(judgePosition(replica(3, 'x', true), { epoch: 'e1', offset: 5, checksum: 'aaaaaaaa' })).toBe('skip');
     expect(judgePosition(replica(6), { epoch: 'e1', offset: 5, checksum: 'aaaaaaaa' })).toBe('skip');
-    expect(judgePosition({ epoch: undefined, offset: 0, holding: false, checksum: () => '' }, { epoch: 'e1', offset: 0, checksum: 'aaaaaaaa' })).toBe('skip');
+    expect(judgePosition({ epoch: undefined, offset: 0, holding: false, jumps: false, checksum: () => '' }, { epoch: 'e1', offset: 0, checksum: 'aaaaaaaa' })).toBe('skip');
+  });
+
+  it('verifies a replica behind the position when its offsets jump and its state matches there', () => {
+    expect(judgePosition(replica(4, 'aaaaaaaa', false, true), { epoch: 'e1', offset: 9, checksum: 'aaaaaaaa' })).toBe('verified');
+    expect(judgePosition(replica(4, 'bbbbbbbb', false, true), { epoch: 'e1', offset: 9, checksum: 'aaaaaaaa' })).toBe('behind');
   });
 });
 
@@ -170,6 +175,22 @@ describe('freshness against a real gateway', () => {
     expect(offsets.length).toBeLessThan(50);
     expect(offsets).toEqual([...offsets].sort((a, b) => a - b));
     expect(client.streams().find((s) => s.stream === 'market:FAST-1')?.maxRate).toBe(5);
+  });
+
+  it("proves a session-scoped replica at the stream's head though other sessions' events were not sent to it", async () => {
+    await using gw = await startGateway({ positionIntervalMs: INTERVAL });
+    const client = makeClient({ url: gw.wsUrl });
+    const seen = watch(client);
+    const stream = 'state_machines:scoped';
+    const added = (id: string, session: string) => ({ stream, type: 'instance_added', data: { instance_id: id, session_id: session, strategy: 'wyckoff', symbol: 'BTC-USD', state: 'MONITORING' } });
+    const handle = client.subscribe(stream, {}, { sessionId: 'A' });
+    await vi.waitFor(() => expect(handle.synced).toBe(true));
+    await publish(gw.url, [added('a1', 'A'), added('b1', 'B'), added('b2', 'B')]);
+    // The last three events are B's: only the position can tell the replica it stands at 3.
+    await vi.waitFor(() => expect(client.freshness(stream)?.verifiedOffset).toBe(3), { timeout: 5000 });
+    expect(handle.position?.offset).toBe(3);
+    expect(Object.keys((handle.state as { instances: object }).instances)).toEqual(['a1']);
+    expect(seen).toEqual({ lost: [], diverged: [], freshness: [] });
   });
 
   it('refuses maxRate for a stream that is never conflated, before sending anything', () => {

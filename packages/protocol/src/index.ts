@@ -7,4 +7,5 @@ export * from './reducer.js';
 export * from './messages.js';
 export * from './sequencer.js';
 export * from './checksum.js';
+export * from './sessions.js';
 export * from './replies.js';

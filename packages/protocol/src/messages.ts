@@ -118,6 +118,8 @@ export const SubscribedMessage = z.looseObject({
   checksum: Checksum.optional(),
   /** The subscription's conflation rate, when it is conflated. */
   max_rate: z.number().positive().optional(),
+  /** The session the subscription is scoped to (its snapshot, events and checksums are that session's; offsets jump). */
+  session_id: z.string().optional(),
 });
 export type SubscribedMessage = z.infer<typeof SubscribedMessage>;
 

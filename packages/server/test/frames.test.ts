@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { BatchFrames, SharedMessage, type PendingEvent } from '../src/ws/frames.js';
 import type { Connection } from '../src/ws/connection.js';
 
-const pending = (offset: number): PendingEvent => ({ stream: 'market:BTC-USD', kind: 'market', offset, key: 'BTC-USD', json: `{"type":"market:tick","offset":${offset}}`, tail: undefined });
+const pending = (offset: number): PendingEvent => ({ stream: 'market:BTC-USD', kind: 'market', offset, key: 'BTC-USD', event: { type: 'market:tick', stream: 'market:BTC-USD', epoch: 'e', offset, timestamp: '2026-01-01T00:00:00.000Z', data: {} }, session: undefined, json: `{"type":"market:tick","offset":${offset}}`, tail: undefined });
 
 describe('BatchFrames', () => {
   it('builds the batch body once for every connection of a flush that gets the same events', () => {

@@ -76,7 +76,8 @@ export class Replica {
     if (!ref) return void this.problems.push(`subscribed to an invalid stream ${stream}`);
     const offset = m.offset as number;
     const epoch = m.epoch as string;
-    const jumps = typeof m.max_rate === 'number';
+    // Conflated or session-scoped: offsets jump.
+    const jumps = typeof m.max_rate === 'number' || typeof m.session_id === 'string';
     if (m.recovered === true) {
       const prev = this.streams.get(stream) ?? { epoch, offset: 0, state: initialState(ref.kind) };
       if (prev.epoch !== epoch) this.problems.push(`${stream}: recovered across an epoch change ${prev.epoch} -> ${epoch}`);
@@ -87,7 +88,7 @@ export class Replica {
         state = applyEvent(state, e);
         at = e.offset;
       }
-      if (at !== offset) this.problems.push(`${stream}: recovered events end at ${at}, reply says ${offset}`);
+      if (jumps ? at > offset : at !== offset) this.problems.push(`${stream}: recovered events end at ${at}, reply says ${offset}`);
       this.streams.set(stream, { epoch, offset, state, jumps, verified: 0 });
     } else {
       const snapshot = m.snapshot as { epoch: string; offset: number; state: StreamState };
@@ -107,9 +108,11 @@ export class Replica {
     if (!this.#live.has(stream) || !s) return void this.problems.push(`${stream}: stream_position before its subscribed reply`);
     const offset = m.offset as number;
     if (m.epoch !== s.epoch) return void this.problems.push(`${stream}: stream_position of epoch ${String(m.epoch)}, subscribed to ${s.epoch}`);
-    if (offset > s.offset) return void this.problems.push(`${stream}: stream_position at ${offset} before events up to it arrived (have ${s.offset})`);
+    if (offset > s.offset && !s.jumps) return void this.problems.push(`${stream}: stream_position at ${offset} before events up to it arrived (have ${s.offset})`);
     if (offset < s.offset) return void this.problems.push(`${stream}: stream_position at ${offset} after later events (have ${s.offset})`);
     const own = stateChecksum(s.state);
+    // Offsets that jump: the events between were not this subscription's, and the checksum says so.
+    if (s.jumps) s.offset = offset;
     if (m.checksum !== own) return void this.problems.push(`${stream}: stream_position at ${offset} has checksum ${String(m.checksum)}, the state there has ${own}`);
     s.verified++;
   }

@@ -1,4 +1,4 @@
-import { applyEvents, initialState, type StreamRef, type StreamState } from '@tradesync/protocol';
+import { applyEvents, applyWithSessions, hasSessions, initialState, type StreamRef, type StreamState } from '@tradesync/protocol';
 import type { Engine, StoredEvent, StreamHead } from '../engines/engine.js';
 import type { Logger } from '../logger.js';
 import type { MigrationRegistry } from './migrations.js';
@@ -19,13 +19,23 @@ export class StateRebuildError extends Error {
 const PAGE = 1000;
 
 export function emptyEntry(ref: StreamRef, head: StreamHead): StreamEntry {
-  return { name: ref.name, ref, kind: ref.kind, epoch: head.epoch, head: 0, state: initialState(ref.kind), window: [], snapshotOffset: 0 };
+  return { name: ref.name, ref, kind: ref.kind, epoch: head.epoch, head: 0, state: initialState(ref.kind), window: [], snapshotOffset: 0, sessions: new WeakMap() };
 }
 
 /** Applies contiguous events of one stream: one reducer batch, one window append (kept to about `memoryWindow`). */
 export function applyMany(entry: StreamEntry, events: readonly StoredEvent[], memoryWindow: number): void {
   if (events.length === 0) return;
-  entry.state = applyEvents(entry.state, events);
+  if (hasSessions(entry.kind)) {
+    // Each event's session is judged against the state just before it (see sessionOfEvent).
+    const { state, sessions } = applyWithSessions(entry.kind, entry.state, events);
+    entry.state = state;
+    for (let i = 0; i < events.length; i++) {
+      const session = sessions[i];
+      if (session !== undefined) entry.sessions.set(events[i]!, session);
+    }
+  } else {
+    entry.state = applyEvents(entry.state, events);
+  }
   entry.head = events[events.length - 1]!.offset;
   entry.window.push(...events);
   // Trim the window in chunks so the copy is amortized.

@@ -28,12 +28,20 @@ export interface StreamEntry {
   window: StoredEvent[];
   /** Offset of the newest snapshot stored in the engine (0 when none). */
   snapshotOffset: number;
+  /**
+   * The session of the entity each applied event touched (see the protocol's
+   * sessionOfEvent), for events of a session; account-wide ones are absent. Session-scoped
+   * subscriptions read it to know which events they get.
+   */
+  sessions: WeakMap<StoredEvent, string | null>;
 }
 
 /** One applied event with the moment it reached the gateway (for latency metrics). */
 export interface AppliedEvent {
   readonly event: StoredEvent;
   readonly receivedAt: number;
+  /** The session of the entity it touched; undefined when account-wide (see StreamEntry.sessions). */
+  readonly session: string | null | undefined;
 }
 
 export interface StoreOptions {
@@ -173,7 +181,7 @@ export class StreamStore extends EventEmitter<StoreEvents> {
 
   #ingest(events: readonly StoredEvent[]): void {
     const now = performance.now();
-    const applied: AppliedEvent[] = [];
+    const applied: Array<{ event: StoredEvent; entry: StreamEntry }> = [];
     // Events are judged one by one against the head, then applied per stream in one batch.
     const batches = new Map<StreamEntry, StoredEvent[]>();
     for (const event of events) {
@@ -184,7 +192,7 @@ export class StreamStore extends EventEmitter<StoreEvents> {
           let batch = batches.get(entry);
           if (!batch) batches.set(entry, (batch = []));
           batch.push(event);
-          applied.push({ event, receivedAt: now });
+          applied.push({ event, entry });
           break;
         }
         case 'gap':
@@ -198,7 +206,7 @@ export class StreamStore extends EventEmitter<StoreEvents> {
       }
     }
     for (const [entry, batch] of batches) this.#applyMany(entry, batch);
-    if (applied.length > 0) this.emit('events', applied);
+    if (applied.length > 0) this.emit('events', applied.map(({ event, entry }) => ({ event, receivedAt: now, session: entry.sessions.get(event) })));
   }
 
   /** Applies events the sequencer handed out (contiguous, past the head) and tells the listeners. */
@@ -206,7 +214,7 @@ export class StreamStore extends EventEmitter<StoreEvents> {
     if (events.length === 0) return;
     this.#applyMany(entry, events);
     const now = performance.now();
-    this.emit('events', events.map((event) => ({ event, receivedAt: now })));
+    this.emit('events', events.map((event) => ({ event, receivedAt: now, session: entry.sessions.get(event) })));
   }
 
   #entryForEvent(event: StoredEvent): StreamEntry | undefined {

@@ -8,18 +8,20 @@
 import { randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
-import { CloseCode, type ErrorCode, type ServerMessageFields, type ServerMessageType, type StreamKind, type StreamPosition } from '@tradesync/protocol';
+import { CloseCode, hasSessions, parseStream, type ErrorCode, type ServerMessageFields, type ServerMessageType, type StreamKind, type StreamPosition } from '@tradesync/protocol';
 import type { Principal } from '../auth.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { Conflation } from './conflation.js';
-import { BatchFrames, withHead, type PendingEvent, type SharedMessage } from './frames.js';
+import { BatchFrames, pendingForSession, withHead, type PendingEvent, type SharedMessage } from './frames.js';
 import { MessageRate, type RateVerdict } from './ratelimit.js';
 
 /** What a connection remembers of one subscription. */
 interface Subscription {
   readonly stream: string;
   readonly sessionId: string | undefined;
+  /** The session this subscription is scoped to: its `session_id` on a stream of a kind with sessions (see the protocol's sessions.ts). */
+  readonly scope: string | undefined;
   /**
    * The highest offset this connection has been given for the stream (in the
    * `subscribed` reply or a live event). Live events at or below it are dropped, so
@@ -78,8 +80,8 @@ export interface ConnectionOptions {
   readonly messagesPerSecond: number;
   readonly messageBurst: number;
   readonly remoteAddress: string | undefined;
-  /** The position of a stream at its head now: what an owed `stream_position` says once it can be sent. */
-  readonly positionOf?: (stream: string) => PositionNow | undefined;
+  /** The position of a stream at its head now (as a session sees it): what an owed `stream_position` says once it can be sent. */
+  readonly positionOf?: (stream: string, session: string | undefined) => PositionNow | undefined;
 }
 
 /**
@@ -280,7 +282,14 @@ export class Connection {
   track(stream: string, sessionId: string | undefined, position: StreamPosition, conflation?: Conflation): void {
     this.untrack(stream);
     if (conflation) this.#conflated++;
-    this.#subscriptions.set(stream, { stream, sessionId, epoch: position.epoch, delivered: position.offset, conflation, owesPosition: false });
+    const kind = parseStream(stream)?.kind;
+    const scope = sessionId !== undefined && kind !== undefined && hasSessions(kind) ? sessionId : undefined;
+    this.#subscriptions.set(stream, { stream, sessionId, scope, epoch: position.epoch, delivered: position.offset, conflation, owesPosition: false });
+  }
+
+  /** The session a subscription is scoped to (what it sees of the stream); undefined for the whole stream. */
+  scopeOf(stream: string): string | undefined {
+    return this.#subscriptions.get(stream)?.scope;
   }
 
   /** Forgets a subscription (through Fanout.unsubscribe); false when there was none. */
@@ -340,7 +349,7 @@ export class Connection {
       if (!sub.owesPosition || (sub.conflation && sub.conflation.size > 0)) continue;
       sub.owesPosition = false;
       this.#owed--;
-      const position = this.options.positionOf?.(sub.stream);
+      const position = this.options.positionOf?.(sub.stream, sub.scope);
       if (position) this.#positionIfAt(sub, position);
     }
   }
@@ -408,9 +417,15 @@ export class Connection {
     const pending = this.#pending;
     this.#pending = [];
     const fresh: PendingEvent[] = [];
-    for (const event of pending) {
-      const sub = this.#subscriptions.get(event.stream);
-      if (!sub || event.offset <= sub.delivered) continue;
+    for (const queued of pending) {
+      const sub = this.#subscriptions.get(queued.stream);
+      if (!sub || queued.offset <= sub.delivered) continue;
+      const event = sub.scope === undefined ? queued : pendingForSession(queued, sub.scope);
+      if (!event) {
+        // Another session's entity: not for this subscription, which has seen past it all the same.
+        sub.delivered = queued.offset;
+        continue;
+      }
       if (sub.conflation) {
         sub.conflation.add(event);
         continue;

@@ -1,11 +1,11 @@
-import { CloseCode, conflationKey, isConflatable, type StreamKind, type StreamPosition } from '@tradesync/protocol';
+import { CloseCode, conflationKey, isConflatable, stateForSession, type StreamKind, type StreamPosition } from '@tradesync/protocol';
 import type { StoredEvent } from '../engines/engine.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { AppliedEvent, StreamEntry } from '../state/store.js';
 import { Conflation, ConflationClock } from './conflation.js';
 import type { Connection } from './connection.js';
-import { BatchFrames, SharedMessage, type PendingEvent } from './frames.js';
+import { BatchFrames, serializeEvent, SharedMessage, type PendingEvent } from './frames.js';
 import { snapshotOf } from './resume.js';
 
 /**
@@ -16,17 +16,6 @@ import { snapshotOf } from './resume.js';
 const LARGE_EVENT_BYTES = 10 * 1024;
 const LARGE_EVENT_LOG_EVERY_MS = 60_000;
 
-/** An event as every subscriber receives it, serialized once. */
-function serializeEvent(event: StoredEvent): string {
-  return JSON.stringify({
-    type: event.type,
-    stream: event.stream,
-    epoch: event.epoch,
-    offset: event.offset,
-    timestamp: event.timestamp,
-    data: event.data,
-  });
-}
 
 /**
  * Delivers applied events to the connections subscribed to their streams. Each event
@@ -105,7 +94,7 @@ export class Fanout {
   }
 
   publish(applied: readonly AppliedEvent[]): void {
-    for (const { event, receivedAt } of applied) {
+    for (const { event, receivedAt, session } of applied) {
       this.#received.push(receivedAt);
       const set = this.#subscribers.get(event.stream);
       if (!set) continue;
@@ -114,7 +103,7 @@ export class Fanout {
       if (json.length > LARGE_EVENT_BYTES) this.#large(event, json.length);
       const kind = kindOf(event.stream);
       const key = isConflatable(kind) ? conflationKey(kind, event.data) : undefined;
-      const pending: PendingEvent = { stream: event.stream, kind, offset: event.offset, key, json, tail: undefined };
+      const pending: PendingEvent = { stream: event.stream, kind, offset: event.offset, key, event, session, json, tail: undefined };
       for (const connection of set) {
         connection.enqueue(pending);
         this.#dirty.add(connection);
@@ -134,19 +123,29 @@ export class Fanout {
    * reset of many streams at once would push them all): it is closed with 4009
    * STATE_INVALIDATED, reconnects, and takes its snapshots by subscribing again.
    */
-  reset(entry: StreamEntry, checksum: string): void {
+  reset(entry: StreamEntry, checksumOf: (session: string | undefined) => string): void {
     const set = this.#subscribers.get(entry.name);
     if (!set || set.size === 0) return;
     const position = { epoch: entry.epoch, offset: entry.head };
-    const snapshot = snapshotOf(entry);
-    // One message per conflation rate among the subscribers (usually one or two): each reply names its own.
-    const messages = new Map<number | undefined, SharedMessage<'subscribed'>>();
+    // One message per conflation rate and session scope among the subscribers (usually one or two): each reply names its own.
+    const messages = new Map<string, SharedMessage<'subscribed'>>();
     for (const connection of set) {
       const maxRate = connection.maxRateOf(entry.name);
-      let message = messages.get(maxRate);
+      const session = connection.scopeOf(entry.name);
+      const key = `${maxRate ?? ''}/${session ?? ''}`;
+      let message = messages.get(key);
       if (!message) {
-        message = new SharedMessage('subscribed', { stream: entry.name, ...position, recovered: false, snapshot, checksum, ...(maxRate !== undefined ? { max_rate: maxRate } : {}) });
-        messages.set(maxRate, message);
+        const snapshot = session === undefined ? snapshotOf(entry) : { ...position, state: { ...stateForSession(entry.kind, entry.state, session) } };
+        message = new SharedMessage('subscribed', {
+          stream: entry.name,
+          ...position,
+          recovered: false,
+          snapshot,
+          checksum: checksumOf(session),
+          ...(maxRate !== undefined ? { max_rate: maxRate } : {}),
+          ...(session !== undefined ? { session_id: session } : {}),
+        });
+        messages.set(key, message);
       }
       connection.restart(entry.name, position);
       if (connection.sendShared(message)) continue;

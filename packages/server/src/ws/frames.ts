@@ -2,7 +2,8 @@
  * Frames serialized once for many connections. Only a frame's head differs between
  * connections (its `sequence_number`); the rest is encoded once and shared.
  */
-import type { ServerMessageFields, ServerMessageType, StreamKind } from '@tradesync/protocol';
+import { eventForSession, type ServerMessageFields, type ServerMessageType, type StreamKind } from '@tradesync/protocol';
+import type { StoredEvent } from '../engines/engine.js';
 
 /**
  * A live event as the fan-out queues it: ONE object per event, shared by the queue of
@@ -16,6 +17,9 @@ export interface PendingEvent {
   readonly offset: number;
   /** For a conflatable stream, the entity the event replaces (see conflationKey): a conflated subscription keeps the newest per key. */
   readonly key: string | undefined;
+  /** The event itself, and the session of the entity it touched (undefined: account-wide), for session-scoped subscriptions. */
+  readonly event: StoredEvent;
+  readonly session: string | null | undefined;
   /** The event serialized once for every connection: `{"type":…,"stream":…,…}`. */
   readonly json: string;
   /** `json` without its opening brace, UTF-8 encoded once, made by the first connection that sends it alone. */
@@ -68,6 +72,35 @@ export class SharedMessage<T extends ServerMessageType = ServerMessageType> {
     const json = JSON.stringify(fields);
     this.tail = Buffer.from(json === '{}' ? '}' : `,${json.slice(1)}`);
   }
+}
+
+/** Per event, its variants for sessions that get it changed (a `full_update` with their instances only). */
+const variants = new WeakMap<PendingEvent, Map<string, PendingEvent>>();
+
+/**
+ * The event as a subscription of `session` gets it (see the protocol's eventForSession):
+ * the same shared object, a variant serialized once per session, or undefined.
+ */
+export function pendingForSession(pending: PendingEvent, session: string): PendingEvent | undefined {
+  const given = eventForSession(pending.kind, pending.event, session, pending.session);
+  if (given === pending.event || given === undefined) return given && pending;
+  let bySession = variants.get(pending);
+  if (!bySession) variants.set(pending, (bySession = new Map<string, PendingEvent>()));
+  let variant = bySession.get(session);
+  if (!variant) bySession.set(session, (variant = { ...pending, event: given, json: serializeEvent(given), tail: undefined }));
+  return variant;
+}
+
+/** An event as every subscriber receives it, serialized once. */
+export function serializeEvent(event: StoredEvent): string {
+  return JSON.stringify({
+    type: event.type,
+    stream: event.stream,
+    epoch: event.epoch,
+    offset: event.offset,
+    timestamp: event.timestamp,
+    data: event.data,
+  });
 }
 
 /** `head` (ASCII: digits, names, an ISO time) followed by a shared pre-encoded tail: one allocation and one copy. */

@@ -48,7 +48,7 @@ export class WebSocketGateway {
     this.#wss = new WebSocketServer({ noServer: true, maxPayload: ctx.config.limits.maxPayloadBytes * 4, perMessageDeflate: false });
     this.#handlers = new MessageHandlers(ctx);
     // A stream's history vanished: its subscribers get the new state in place (or 4009, see Fanout.reset).
-    ctx.store.on('reset', (entry) => ctx.fanout.reset(entry, ctx.positions.checksumOf(entry)));
+    ctx.store.on('reset', (entry) => ctx.fanout.reset(entry, (session) => ctx.positions.checksumOf(entry, session)));
   }
 
   start(): void {

@@ -3,6 +3,7 @@ import {
   ClientEnvelope,
   CloseCode,
   ErrorCode,
+  hasSessions,
   INITIAL_STATE_PARTS,
   isConflatable,
   isClientMessageType,
@@ -160,11 +161,18 @@ export class MessageHandlers {
       if (!conn.writable) return;
       // From here to the send, nothing awaits: the plan, the registration and the reply
       // describe the same moment of the stream.
-      const plan = planSubscription(this.ctx.store, entry, data.since, prefetched, maxRecoveryEvents, maxRate !== undefined);
-      this.ctx.fanout.subscribe(conn, ref.name, data.params?.session_id, plan, maxRate);
+      const sessionId = data.params?.session_id;
+      // Streams of a kind with sessions show a session-scoped subscription that session's view.
+      const session = sessionId !== undefined && hasSessions(ref.kind) ? sessionId : undefined;
+      const plan = planSubscription(this.ctx.store, entry, data.since, prefetched, maxRecoveryEvents, { conflated: maxRate !== undefined, session });
+      this.ctx.fanout.subscribe(conn, ref.name, sessionId, plan, maxRate);
       if (data.since) this.ctx.metrics.resumes.inc({ result: plan.recovered ? 'recovered' : 'snapshot' });
-      const checksum = this.ctx.positions.checksumOf(entry);
-      conn.send('subscribed', { stream: ref.name, ...plan, checksum, ...(maxRate !== undefined ? { max_rate: maxRate } : {}) }, id);
+      const checksum = this.ctx.positions.checksumOf(entry, session);
+      conn.send(
+        'subscribed',
+        { stream: ref.name, ...plan, checksum, ...(maxRate !== undefined ? { max_rate: maxRate } : {}), ...(session !== undefined ? { session_id: session } : {}) },
+        id,
+      );
     },
 
     unsubscribe: (conn, data, id) => {

@@ -1,5 +1,5 @@
 import { crc32 } from 'node:zlib';
-import { POSITION_QUIET_EVERY, stateChecksum, type StreamState } from '@tradesync/protocol';
+import { POSITION_QUIET_EVERY, stateChecksum, stateForSession, type StreamState } from '@tradesync/protocol';
 import type { Metrics } from '../metrics.js';
 import type { StreamEntry, StreamStore } from '../state/store.js';
 import type { PositionNow } from './connection.js';
@@ -14,14 +14,16 @@ import { SharedMessage } from './frames.js';
  * the others.
  *
  * A checksum is computed once per stream and offset (states are immutable, so it is
- * kept by state object), however many subscribers and `subscribed` replies read it.
+ * kept by state object), however many subscribers and `subscribed` replies read it; a
+ * session-scoped subscription's is of the state it sees (once per session and offset).
  */
 export class Positions {
   /** What each stream's last position said, and the ticks since. */
   readonly #sent = new Map<string, { epoch: string; offset: number; quietTicks: number }>();
-  /** The message of each stream's position at its current state, built once for all subscribers. */
-  readonly #current = new Map<string, PositionNow & { readonly state: StreamState }>();
+  /** The message of each stream's position at its current state (per session scope: '' for the whole stream), built once for all subscribers. */
+  readonly #current = new Map<string, Map<string, PositionNow & { readonly state: StreamState }>>();
   readonly #checksums = new WeakMap<StreamState, string>();
+  readonly #sessionChecksums = new WeakMap<StreamState, Map<string, string>>();
   #timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -42,32 +44,44 @@ export class Positions {
     this.#timer = undefined;
   }
 
-  /** The checksum of a stream's state at its head. */
-  checksumOf(entry: StreamEntry): string {
+  /** The checksum of a stream's state at its head, as a subscription scoped to `session` sees it (the whole state without one). */
+  checksumOf(entry: StreamEntry, session?: string): string {
     const state = entry.state;
-    let checksum = this.#checksums.get(state);
-    if (checksum === undefined) {
-      const started = process.cpuUsage();
-      // zlib's CRC-32 is the same function as the protocol's default, several times faster.
-      checksum = stateChecksum(state, crc32);
-      const used = process.cpuUsage(started);
-      this.metrics.checksums.inc();
-      this.metrics.checksumSeconds.inc((used.user + used.system) / 1e6);
-      this.#checksums.set(state, checksum);
+    if (session === undefined) {
+      let checksum = this.#checksums.get(state);
+      if (checksum === undefined) this.#checksums.set(state, (checksum = this.#compute(state)));
+      return checksum;
     }
+    let bySession = this.#sessionChecksums.get(state);
+    if (!bySession) this.#sessionChecksums.set(state, (bySession = new Map<string, string>()));
+    let checksum = bySession.get(session);
+    if (checksum === undefined) bySession.set(session, (checksum = this.#compute(stateForSession(entry.kind, state, session))));
     return checksum;
   }
 
-  /** A stream's position at its head now (see Connection.sendPosition). */
-  readonly positionOf = (stream: string): PositionNow | undefined => {
+  #compute(state: StreamState): string {
+    const started = process.cpuUsage();
+    // zlib's CRC-32 is the same function as the protocol's default, several times faster.
+    const checksum = stateChecksum(state, crc32);
+    const used = process.cpuUsage(started);
+    this.metrics.checksums.inc();
+    this.metrics.checksumSeconds.inc((used.user + used.system) / 1e6);
+    return checksum;
+  }
+
+  /** A stream's position at its head now, as a subscription scoped to `session` sees it (see Connection.sendPosition). */
+  readonly positionOf = (stream: string, session?: string): PositionNow | undefined => {
     const entry = this.store.get(stream);
     if (!entry) return undefined;
-    const cached = this.#current.get(stream);
+    let byScope = this.#current.get(stream);
+    if (!byScope) this.#current.set(stream, (byScope = new Map<string, PositionNow & { readonly state: StreamState }>()));
+    const scope = session ?? '';
+    const cached = byScope.get(scope);
     if (cached && cached.state === entry.state && cached.epoch === entry.epoch && cached.offset === entry.head) return cached;
     const { epoch, head: offset } = entry;
-    const message = new SharedMessage('stream_position', { stream, epoch, offset, checksum: this.checksumOf(entry) });
+    const message = new SharedMessage('stream_position', { stream, epoch, offset, checksum: this.checksumOf(entry, session) });
     const position = { epoch, offset, message, state: entry.state };
-    this.#current.set(stream, position);
+    byScope.set(scope, position);
     return position;
   };
 
@@ -80,9 +94,16 @@ export class Positions {
       const moved = !last || last.epoch !== entry.epoch || last.offset !== entry.head;
       if (!moved && ++last.quietTicks < POSITION_QUIET_EVERY) continue;
       this.#sent.set(stream, { epoch: entry.epoch, offset: entry.head, quietTicks: 0 });
-      const position = this.positionOf(stream);
-      if (!position) continue;
-      for (const connection of subscribers) connection.sendPosition(stream, position);
+      const scopes = new Set<string>();
+      for (const connection of subscribers) {
+        const scope = connection.scopeOf(stream);
+        scopes.add(scope ?? '');
+        const position = this.positionOf(stream, scope);
+        if (position) connection.sendPosition(stream, position);
+      }
+      // Sessions nobody watches any more are forgotten.
+      const byScope = this.#current.get(stream);
+      if (byScope) for (const scope of byScope.keys()) if (!scopes.has(scope)) byScope.delete(scope);
     }
     // Streams nobody watches any more are forgotten.
     for (const stream of this.#sent.keys()) {

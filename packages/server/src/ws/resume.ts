@@ -1,4 +1,4 @@
-import type { Snapshot, StreamPosition } from '@tradesync/protocol';
+import { eventForSession, hasSessions, sessionOfEvent, stateForSession, type Snapshot, type StreamPosition } from '@tradesync/protocol';
 import type { Engine, StoredEvent } from '../engines/engine.js';
 import type { StreamEntry, StreamStore } from '../state/store.js';
 import { newestPerEntity } from './conflation.js';
@@ -34,7 +34,8 @@ export async function prefetchMissed(
  * this very moment. The caller registers the subscription in the same synchronous
  * block, so the reply's offset and the first live event after it are adjacent:
  * no gap, no duplicate. A conflated subscription's resume replays only the newest
- * event per entity.
+ * event per entity; a session-scoped one gets that session's view (see the protocol's
+ * sessions.ts): its snapshot, and only the replayed events it would have been sent.
  */
 export function planSubscription(
   store: StreamStore,
@@ -42,10 +43,22 @@ export function planSubscription(
   since: StreamPosition | undefined,
   prefetched: Prefetched,
   maxRecoveryEvents: number,
-  conflated = false,
+  scope: { readonly conflated?: boolean; readonly session?: string | undefined } = {},
 ): SubscribePlan {
   const plan = planFull(store, entry, since, prefetched, maxRecoveryEvents);
-  return conflated && plan.recovered ? { ...plan, events: newestPerEntity(entry.kind, plan.events) } : plan;
+  const { session } = scope;
+  if (session !== undefined && hasSessions(entry.kind)) {
+    if (!plan.recovered) return { ...plan, snapshot: { ...plan.snapshot, state: { ...stateForSession(entry.kind, entry.state, session) } } };
+    const events: StoredEvent[] = [];
+    for (const event of plan.events) {
+      // Events older than the memory window were not judged when applied: judge them against the state now (their entity may be gone, then they go).
+      const eventSession = entry.sessions.has(event) ? entry.sessions.get(event) : sessionOfEvent(entry.kind, entry.state, event);
+      const given = eventForSession(entry.kind, event, session, eventSession);
+      if (given) events.push(given);
+    }
+    return { ...plan, events };
+  }
+  return scope.conflated && plan.recovered ? { ...plan, events: newestPerEntity(entry.kind, plan.events) } : plan;
 }
 
 function planFull(
