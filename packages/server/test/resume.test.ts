@@ -301,7 +301,7 @@ describe('resuming across a gateway restart', () => {
     await waitForOffset(client, ORDERS, 11);
     replica.consume();
     expect(replica.problems).toEqual([]);
-    expect(replica.streams.get(ORDERS)).toEqual({ epoch: since.epoch, offset: 11, state: gw2.gateway.store.get(ORDERS)!.state });
+    expect(positionAndState(replica.streams.get(ORDERS))).toEqual({ epoch: since.epoch, offset: 11, state: gw2.gateway.store.get(ORDERS)!.state });
   });
 
   it('loses nothing for a resuming client across repeated restarts right after bursts and compactions', async () => {
@@ -336,7 +336,7 @@ describe('resuming across a gateway restart', () => {
       await client.request('subscribe', { stream: ORDERS, since: replica.since(ORDERS) });
       replica.consume();
       expect(replica.problems).toEqual([]);
-      expect(replica.streams.get(ORDERS)).toEqual({ epoch: gw.gateway.store.get(ORDERS)!.epoch, offset: gw.gateway.store.get(ORDERS)!.head, state: gw.gateway.store.get(ORDERS)!.state });
+      expect(positionAndState(replica.streams.get(ORDERS))).toEqual({ epoch: gw.gateway.store.get(ORDERS)!.epoch, offset: gw.gateway.store.get(ORDERS)!.head, state: gw.gateway.store.get(ORDERS)!.state });
     } finally {
       await gw.stop();
     }
@@ -445,3 +445,8 @@ describe('snapshot schema versions', () => {
     }
   });
 });
+
+/** What a replica holds of a stream, without its bookkeeping (jumps, checksums verified). */
+function positionAndState(stream: { epoch: string; offset: number; state: unknown } | undefined) {
+  return stream && { epoch: stream.epoch, offset: stream.offset, state: stream.state };
+}
