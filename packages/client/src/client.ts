@@ -209,8 +209,10 @@ export class TradeSyncClient {
         this.#streams.onLiveEvents(message.events);
         return;
       case 'subscribed':
-        // Unrequested: the stream's history vanished and the server sent a fresh snapshot.
-        this.#streams.onUnrequestedReply(message.stream, message);
+        // Unrequested (no id): the stream's history vanished and the server sent a fresh
+        // snapshot. A reply with an id whose request gave up waiting is stale: a newer
+        // sync has been asked for since, and applying this one could move the replica back.
+        if (message.id === undefined) this.#streams.onUnrequestedReply(message.stream, message);
         return;
       case 'error':
         this.options.logger.warn('server error', { error: message.error });

@@ -77,6 +77,27 @@ describe('messages and listeners', () => {
 });
 
 describe('resume and resync', () => {
+  it('ignores a late subscribed reply whose request gave up: it never moves the replica back', async () => {
+    const client = track(makeClient({ requestTimeoutMs: 500 }));
+    const handle = client.subscribe(STREAM);
+    const socket = FakeSocket.last;
+    socket.accept();
+    await vi.advanceTimersByTimeAsync(0);
+    const first = socket.lastOf('subscribe');
+    // No answer in time: the client asks again, and the second answer takes it to offset 5.
+    await vi.advanceTimersByTimeAsync(500);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(socket.sentOf('subscribe').length).toBe(2);
+    socket.answerSubscribe(STREAM, { offset: 5 });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(handle.position?.offset).toBe(5);
+    // The first request's reply, late, at offset 2.
+    socket.receive({ type: 'subscribed', id: first.id, stream: STREAM, epoch: 'e1', offset: 2, recovered: false, snapshot: { epoch: 'e1', offset: 2, state: { orders: {} } } });
+    expect(handle.position?.offset).toBe(5);
+    socket.receive(orderEvent(6));
+    expect(handle.position?.offset).toBe(6);
+  });
+
   it('resyncs a stream with since = its position when a live event skips an offset', async () => {
     const client = track(makeClient());
     const synced = vi.fn();
