@@ -88,6 +88,11 @@ export class Fanout {
     return this.#subscribers.get(stream)?.size ?? 0;
   }
 
+  /** The subscribers of a stream; undefined when it has none. */
+  subscribersOf(stream: string): ReadonlySet<Connection> | undefined {
+    return this.#subscribers.get(stream);
+  }
+
   /** Every stream with subscribers, and its subscribers. */
   subscriptions(): IterableIterator<[stream: string, subscribers: ReadonlySet<Connection>]> {
     return this.#subscribers.entries();

@@ -17,6 +17,9 @@ import { SharedMessage } from './frames.js';
  * kept by state object), however many subscribers and `subscribed` replies read it; a
  * session-scoped subscription's is of the state it sees (once per session and offset).
  */
+/** Longest run of position work in one turn of the event loop. */
+const SLICE_MS = 2;
+
 export class Positions {
   /** What each stream's last position said, and the ticks since. */
   readonly #sent = new Map<string, { epoch: string; offset: number; quietTicks: number }>();
@@ -25,6 +28,8 @@ export class Positions {
   readonly #checksums = new WeakMap<StreamState, string>();
   readonly #sessionChecksums = new WeakMap<StreamState, Map<string, string>>();
   #timer: NodeJS.Timeout | undefined;
+  /** A tick's slices are still being sent. */
+  #sending = false;
 
   constructor(
     private readonly store: StreamStore,
@@ -85,25 +90,23 @@ export class Positions {
     return position;
   };
 
-  /** One interval: each stream that is due sends its position to every subscriber. */
+  /**
+   * One interval: each stream that is due sends its position to every subscriber. The
+   * work is done in slices of at most SLICE_MS, each on its own turn of the event loop,
+   * so live events are not held up behind a thousand checksums and sends (measured:
+   * one synchronous pass over 1,000 streams raised the events' p99 from 14 to ~70 ms).
+   */
   tick(): void {
-    for (const [stream, subscribers] of this.fanout.subscriptions()) {
+    // A tick still sending (very many streams) is finished first; this one is skipped.
+    if (this.#sending) return;
+    const due: string[] = [];
+    for (const [stream] of this.fanout.subscriptions()) {
       const entry = this.store.get(stream);
       if (!entry) continue;
       const last = this.#sent.get(stream);
       const moved = !last || last.epoch !== entry.epoch || last.offset !== entry.head;
       if (!moved && ++last.quietTicks < POSITION_QUIET_EVERY) continue;
-      this.#sent.set(stream, { epoch: entry.epoch, offset: entry.head, quietTicks: 0 });
-      const scopes = new Set<string>();
-      for (const connection of subscribers) {
-        const scope = connection.scopeOf(stream);
-        scopes.add(scope ?? '');
-        const position = this.positionOf(stream, scope);
-        if (position) connection.sendPosition(stream, position);
-      }
-      // Sessions nobody watches any more are forgotten.
-      const byScope = this.#current.get(stream);
-      if (byScope) for (const scope of byScope.keys()) if (!scopes.has(scope)) byScope.delete(scope);
+      due.push(stream);
     }
     // Streams nobody watches any more are forgotten.
     for (const stream of this.#sent.keys()) {
@@ -112,5 +115,32 @@ export class Positions {
         this.#current.delete(stream);
       }
     }
+    this.#sendSlices(due, 0);
+  }
+
+  #sendSlices(due: readonly string[], from: number): void {
+    const until = performance.now() + SLICE_MS;
+    let i = from;
+    for (; i < due.length && (i === from || performance.now() < until); i++) this.#sendOne(due[i]!);
+    this.#sending = i < due.length;
+    if (this.#sending) setImmediate(() => this.#sendSlices(due, i));
+  }
+
+  /** Sends one stream's position (as each subscriber's scope sees it) to all its subscribers. */
+  #sendOne(stream: string): void {
+    const entry = this.store.get(stream);
+    const subscribers = this.fanout.subscribersOf(stream);
+    if (!entry || !subscribers) return;
+    this.#sent.set(stream, { epoch: entry.epoch, offset: entry.head, quietTicks: 0 });
+    const scopes = new Set<string>();
+    for (const connection of subscribers) {
+      const scope = connection.scopeOf(stream);
+      scopes.add(scope ?? '');
+      const position = this.positionOf(stream, scope);
+      if (position) connection.sendPosition(stream, position);
+    }
+    // Sessions nobody watches any more are forgotten.
+    const byScope = this.#current.get(stream);
+    if (byScope) for (const scope of byScope.keys()) if (!scopes.has(scope)) byScope.delete(scope);
   }
 }
