@@ -11,6 +11,7 @@ import { createEngine } from './engines/index.js';
 import { registerRoutes } from './http/routes.js';
 import { OriginPolicy } from './http/origin.js';
 import { registerGuards } from './http/guards.js';
+import { registerOpenApi } from './http/openapi.js';
 import { registerDashboard } from './http/static.js';
 import { createLogger, type Logger } from './logger.js';
 import { Metrics } from './metrics.js';
@@ -124,6 +125,8 @@ export class Gateway {
     this.#ws.start();
     this.ctx.positions.start();
     await registerGuards(this.#http, this.ctx);
+    // Before the routes: @fastify/swagger builds /openapi.json from the routes it sees registered.
+    await registerOpenApi(this.#http);
     registerRoutes(this.#http, this.ctx, { ws: this.#ws, startedAt: this.#startedAt, publish: (events) => this.#append(events) });
     await registerDashboard(this.#http, this.config.dashboardDir);
     // A deep accept queue: a thousand clients reconnecting at once (after a network
