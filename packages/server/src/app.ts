@@ -65,7 +65,7 @@ export class Gateway {
     this.log = options.logger ?? createLogger(this.config.logLevel);
     this.engine = options.engine ?? createEngine(this.config);
     const migrations = options.migrations ?? defaultMigrations();
-    this.store = new StreamStore(this.engine, migrations, { memoryWindow: this.config.history.memoryWindow }, this.log);
+    this.store = new StreamStore(this.engine, migrations, { memoryWindow: this.config.history.memoryWindow, metrics: this.metrics }, this.log);
     this.#fanout = new Fanout(this.metrics, this.log);
     const trust = proxyAddr.compile([...this.config.trustedProxies]);
     this.ctx = {
@@ -83,7 +83,7 @@ export class Gateway {
       clientAddress: (req) => proxyAddr(req, trust),
     };
     this.store.on('events', (applied) => this.#fanout.publish(applied));
-    this.#compactor = new Compactor(this.store, this.engine, this.config.history, migrations, this.log);
+    this.#compactor = new Compactor(this.store, this.engine, this.config.history, migrations, this.log, this.metrics);
     this.#ws = new WebSocketGateway(this.ctx);
     // Typed as Fastify's base logger, so the instance keeps Fastify's default generics.
     const fastifyLogger: FastifyBaseLogger = this.log;

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { EVENT_TYPES } from '@tradesync/protocol';
 
 /**
  * Prometheus metrics of one gateway. Each gateway has its own registry, so several
@@ -87,7 +88,92 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /* Per event type, what fan-out handed to subscribers (seed 002's "messages sent per second per event type"). */
+
+  /**
+   * Kept as plain numbers on the hot path (one Map update per event, whatever the
+   * subscriber count) and copied into `eventsSent` when /metrics is scraped: a
+   * prom-client `inc` with labels hashes the labels on every call.
+   */
+  readonly #sentByType = new Map<string, number>(Object.keys(EVENT_TYPES).map((type) => [type, 0]));
+  readonly eventsSent: Counter<'type'>;
+
+  /* Reported by clients (POST /api/client-metrics): what only the desk can see. */
+
+  readonly clientReports = new Counter({
+    name: 'tradesync_client_metric_reports_total',
+    help: 'Reports received on POST /api/client-metrics (each carries what one client counted since its previous report)',
+    registers: [this.registry],
+  });
+  readonly clientReconnectAttempts = new Counter({
+    name: 'tradesync_client_reconnect_attempts_total',
+    help: 'Reconnect attempts clients reported (each attempt after a lost connection, before it succeeded or failed)',
+    registers: [this.registry],
+  });
+  readonly clientReconnectSuccesses = new Counter({
+    name: 'tradesync_client_reconnect_successes_total',
+    help: 'Reconnects clients reported as successful (the socket was Live again after a loss)',
+    registers: [this.registry],
+  });
+  readonly clientResyncBuffer = new Gauge({
+    name: 'tradesync_client_resync_buffer_events',
+    help: 'Live events a client held back while one of its streams synced: the largest since its previous report, as the latest report said',
+    registers: [this.registry],
+  });
+  readonly clientToastsShown = new Counter({
+    name: 'tradesync_client_toasts_shown_total',
+    help: 'Toasts clients reported showing (the desk allows at most 3 per 10 s)',
+    registers: [this.registry],
+  });
+
+  /* The state store (seed 003's StateStoreMetrics): snapshots, compaction, rebuilds. */
+
+  readonly snapshotsWritten = new Counter({
+    name: 'tradesync_snapshots_written_total',
+    help: 'Stream snapshots saved to the engine (every history.snapshot_every events, before a trim, and at shutdown)',
+    registers: [this.registry],
+  });
+  readonly compactions = new Counter({
+    name: 'tradesync_compactions_total',
+    help: 'Compaction passes run over every stream (one per history.compact_interval)',
+    registers: [this.registry],
+  });
+  readonly compactionErrors = new Counter({
+    name: 'tradesync_compaction_errors_total',
+    help: 'Streams whose compaction failed within a pass (the ERROR log line says why); the next pass tries again',
+    registers: [this.registry],
+  });
+  readonly eventsTrimmed = new Counter({
+    name: 'tradesync_events_trimmed_total',
+    help: 'Events removed from the log by compaction (history.max_events, history.max_age); a snapshot at or past them holds their effect',
+    registers: [this.registry],
+  });
+  readonly rebuildSeconds = new Histogram({
+    name: 'tradesync_state_rebuild_seconds',
+    help: 'Time to rebuild one stream from its newest snapshot plus the log after it, by reason: start (gateway start-up, before it listens) or reset (its history was replaced)',
+    labelNames: ['reason'],
+    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'tradesync_process_' });
+    const sent = this.#sentByType;
+    this.eventsSent = new Counter({
+      name: 'tradesync_events_sent_total',
+      help: 'Live events handed to subscribers at fan-out, by event type: one per event per subscribed connection (a conflated subscription counts only the events its frames carry; events a session-scoped one then skips are included)',
+      labelNames: ['type'],
+      registers: [this.registry],
+      collect() {
+        // A scrape reads the running totals: counters only ever rise, so reset-and-set is exact.
+        this.reset();
+        for (const [type, count] of sent) this.inc({ type }, count);
+      },
+    });
+  }
+
+  /** An event of `type` was queued for `subscribers` connections (called once per event, not per connection). */
+  countSent(type: string, subscribers: number): void {
+    this.#sentByType.set(type, (this.#sentByType.get(type) ?? 0) + subscribers);
   }
 }

@@ -1,6 +1,7 @@
 /**
  * The operator's endpoints: health, Prometheus metrics, the dashboard's WARN/ERROR
- * logs and the admin list of connections.
+ * logs, what clients count (reconnects, resync buffers, toasts) and the admin list of
+ * connections.
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
@@ -15,6 +16,25 @@ import type { Access } from './principal.js';
 const LogEntry = z.looseObject({ level: z.string(), message: z.string().max(10_000) });
 /** `{logs: [...]}` or a bare array; each entry is judged on its own (a bad one is counted, not fatal). */
 const LogsBody = z.union([z.array(z.unknown()).max(1000), z.looseObject({ logs: z.array(z.unknown()).max(1000) })]);
+
+/** Most of one kind a single report may add: a desk reports every few seconds, so anything near this is a bug or abuse. */
+const MAX_REPORTED = 100_000;
+const reported = z.number().int().min(0).max(MAX_REPORTED);
+/**
+ * What a client counted since its previous report (counters are deltas), and the
+ * largest resync buffer it held meanwhile. Strict: a misspelt key is a 400, not a
+ * number silently dropped.
+ */
+const ClientMetricsBody = z
+  .strictObject({
+    reconnect_attempts: reported.optional(),
+    reconnect_successes: reported.optional(),
+    toasts_shown: reported.optional(),
+    resync_buffer_size: z.number().int().min(0).max(10_000_000).optional(),
+  })
+  .refine((body) => Object.keys(body).length > 0, 'send at least one of reconnect_attempts, reconnect_successes, toasts_shown, resync_buffer_size');
+const clientMetricsInvalid =
+  'send {reconnect_attempts?, reconnect_successes?, toasts_shown?: counts since your last report (integers 0-100000), resync_buffer_size?: the largest number of live events held while a stream synced} with at least one of them';
 
 export interface OpsDeps {
   readonly access: Access;
@@ -76,6 +96,29 @@ export function registerOps(base: FastifyInstance, ctx: GatewayContext, { access
         accepted++;
       }
       return { success: true, accepted, rejected };
+    },
+  );
+
+  // What only a client sees (seed 002's reconnect rate, resync buffer size, toast rate),
+  // as numbers rather than log lines: successes and toasts are not warnings, and counting
+  // log messages would tie the metrics to their wording. Same guards as /api/logs: the
+  // Origin check (every POST), a token when auth is on, and a per-address rate limit.
+  app.post(
+    '/api/client-metrics',
+    {
+      schema: { body: ClientMetricsBody },
+      config: { rateLimit: logsLimit, invalidInput: clientMetricsInvalid },
+      preValidation: [access.authenticate],
+    },
+    async (req) => {
+      const { reconnect_attempts, reconnect_successes, toasts_shown, resync_buffer_size } = req.body;
+      const m = ctx.metrics;
+      m.clientReports.inc();
+      if (reconnect_attempts) m.clientReconnectAttempts.inc(reconnect_attempts);
+      if (reconnect_successes) m.clientReconnectSuccesses.inc(reconnect_successes);
+      if (toasts_shown) m.clientToastsShown.inc(toasts_shown);
+      if (resync_buffer_size !== undefined) m.clientResyncBuffer.set(resync_buffer_size);
+      return { success: true };
     },
   );
 

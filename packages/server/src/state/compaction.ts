@@ -1,5 +1,6 @@
 import type { Engine } from '../engines/engine.js';
 import type { Logger } from '../logger.js';
+import type { Metrics } from '../metrics.js';
 import type { StreamEntry, StreamStore } from './store.js';
 import type { MigrationRegistry } from './migrations.js';
 
@@ -25,6 +26,8 @@ export class Compactor {
     private readonly limits: HistoryLimits,
     private readonly migrations: MigrationRegistry,
     private readonly log: Logger,
+    /** Snapshots written, passes, trims and failures (`tradesync_snapshots_written_total`, ...); none in tests of the compactor alone. */
+    private readonly metrics?: Metrics,
   ) {}
 
   start(): void {
@@ -51,10 +54,12 @@ export class Compactor {
   }
 
   async #pass(now: number): Promise<void> {
+    this.metrics?.compactions.inc();
     for (const entry of [...this.store.entries()]) {
       try {
         await this.#compact(entry, now);
       } catch (err) {
+        this.metrics?.compactionErrors.inc();
         this.log.error({ err, stream: entry.name }, 'compaction failed');
       }
     }
@@ -70,7 +75,10 @@ export class Compactor {
     }
     if (cutoff > 0) {
       const removed = await this.engine.trim(entry.name, Math.min(cutoff, entry.snapshotOffset));
-      if (removed > 0) this.log.debug({ stream: entry.name, removed, upTo: cutoff }, 'history trimmed');
+      if (removed > 0) {
+        this.metrics?.eventsTrimmed.inc(removed);
+        this.log.debug({ stream: entry.name, removed, upTo: cutoff }, 'history trimmed');
+      }
     }
   }
 
@@ -85,6 +93,8 @@ export class Compactor {
       state,
       createdAt: new Date().toISOString(),
     });
+    // Counted once the engine holds it: a save that threw wrote nothing.
+    this.metrics?.snapshotsWritten.inc();
     if (entry.epoch === epoch) entry.snapshotOffset = Math.max(entry.snapshotOffset, offset);
   }
 }
