@@ -27,7 +27,7 @@ interface Episode {
 
 const episodeArb: fc.Arbitrary<Episode> = fc.record({
   steps: fc.array(fc.tuple(fc.constantFrom<0 | 1>(0, 1), fc.nat({ max: 3 })), { minLength: 1, maxLength: 12 }),
-  fault: fc.constantFrom<Fault>('none', 'none', 'drop', 'corrupt'),
+  fault: fc.constantFrom<Fault>('none', 'drop', 'corrupt'),
   faultAt: fc.nat({ max: 11 }),
 });
 
@@ -72,7 +72,7 @@ describe('freshness property: losses and divergences are always detected at the 
 
         // The proxy applies the current episode's fault to its chosen live frame, and notes
         // faults and positions in the order it passes them on.
-        let fault: { kind: Fault; at: number; frames: number } = { kind: 'none', at: 0, frames: 0 };
+        let fault: { kind: Fault; stream: string; at: number; frames: number } = { kind: 'none', stream: orders, at: 0, frames: 0 };
         proxy.filter = (text): FrameVerdict => {
           if (text.includes('"type":"stream_position"')) {
             for (const stream of streams) if (text.includes(`"stream":"${stream}"`)) seen.push({ kind: 'position', stream });
@@ -80,7 +80,7 @@ describe('freshness property: losses and divergences are always detected at the 
           }
           const hit = streams.filter((s) => text.includes(`"stream":"${s}"`) && text.includes('"offset":'));
           if (hit.length === 0 || text.includes('"type":"subscribed"')) return { action: 'pass' };
-          if (fault.kind === 'none' || fault.frames++ !== fault.at) return { action: 'pass' };
+          if (fault.kind === 'none' || !hit.includes(fault.stream) || fault.frames++ !== fault.at) return { action: 'pass' };
           const kind = fault.kind;
           for (const stream of hit) seen.push({ kind: 'fault', stream, fault: kind });
           // A corrupted frame keeps its offsets and changes every value in it.
@@ -94,16 +94,21 @@ describe('freshness property: losses and divergences are always detected at the 
           let value = 0;
           for (const episode of episodes) {
             const from = seen.length;
-            fault = { kind: episode.fault, at: episode.faultAt % episode.steps.length, frames: 0 };
+            // The fault hits the n-th frame of one stream: the orders stream when the episode writes to it (one frame per event), else the fast one.
+            const onOrders = episode.steps.filter(([pick]) => pick === 0).length;
+            const target = onOrders > 0 ? orders : fastStream;
+            const count = onOrders > 0 ? onOrders : episode.steps.length;
+            fault = { kind: episode.fault, stream: target, at: episode.faultAt % count, frames: 0 };
             for (const [pick, entity] of episode.steps) {
               value++;
               const event =
                 pick === 0
-                  ? { stream: orders, type: 'order:updated', data: { order_id: `o${entity}`, symbol: 'BTC-USD', side: 'buy', order_type: 'limit', status: 'open', quantity: '1', filled_quantity: '0', price: `${value}` } }
+                  ? { stream: orders, type: 'order:updated', data: { order_id: `o${entity}`, symbol: 'BTC-USD', side: 'buy', order_type: 'limit', status: 'open', quantity: '1', filled_quantity: '0', price: `${value}`, session_id: null, created_at: new Date().toISOString() } }
                   : fast === 'market'
                     ? { stream: fastStream, type: 'market:tick', data: { symbol: `PROP-${n}`, price: `${value}`, timestamp: new Date().toISOString() } }
                     : { stream: fastStream, type: 'indicator:updated', data: { symbol: entity % 2 ? 'BTC-USD' : 'ETH-USD', name: entity < 2 ? 'ema_20' : 'rsi_14', value: `${value}` } };
-              await publish(gw.url, [event]);
+              const published = await publish(gw.url, [event]);
+              expect(published.status, JSON.stringify(published.body)).toBe(200);
               // Each event in a frame of its own, mostly: the fault hits one event.
               await new Promise((resolve) => setTimeout(resolve, 5));
             }

@@ -12,7 +12,7 @@ import { CloseCode, hasSessions, parseStream, type ErrorCode, type ServerMessage
 import type { Principal } from '../auth.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
-import type { Conflation } from './conflation.js';
+import type { ConflationGroup } from './conflation.js';
 import { BatchFrames, pendingForSession, withHead, type PendingEvent, type SharedMessage } from './frames.js';
 import { MessageRate, type RateVerdict } from './ratelimit.js';
 
@@ -29,8 +29,8 @@ interface Subscription {
    */
   delivered: number;
   epoch: string;
-  /** Set for a conflated subscription (`max_rate`): the newest event per entity until its next frame. */
-  readonly conflation: Conflation | undefined;
+  /** For a conflated subscription (`max_rate`): the group that conflates its events, with the stream's other subscribers at that rate. */
+  readonly conflation: ConflationGroup | undefined;
   /**
    * A `stream_position` came due while events of the stream were still held (corked,
    * or waiting in the conflation): it goes after them, as soon as they are written.
@@ -115,8 +115,7 @@ export class Connection {
   #seq = 0;
   #pending: PendingEvent[] = [];
   #corked = 0;
-  /** Conflated subscriptions, and subscriptions owed a position: flush looks at each only when there are some. */
-  #conflated = 0;
+  /** Subscriptions owed a position: flush looks at them only when there are some. */
   #owed = 0;
   #closed = false;
   #expiry: NodeJS.Timeout | undefined;
@@ -279,9 +278,8 @@ export class Connection {
    * Records a subscription whose reply gives the stream up to `position` (call
    * Fanout.subscribe, which also routes events here); replaces an earlier one.
    */
-  track(stream: string, sessionId: string | undefined, position: StreamPosition, conflation?: Conflation): void {
+  track(stream: string, sessionId: string | undefined, position: StreamPosition, conflation?: ConflationGroup): void {
     this.untrack(stream);
-    if (conflation) this.#conflated++;
     const kind = parseStream(stream)?.kind;
     const scope = sessionId !== undefined && kind !== undefined && hasSessions(kind) ? sessionId : undefined;
     this.#subscriptions.set(stream, { stream, sessionId, scope, epoch: position.epoch, delivered: position.offset, conflation, owesPosition: false });
@@ -296,10 +294,6 @@ export class Connection {
   untrack(stream: string): boolean {
     const sub = this.#subscriptions.get(stream);
     if (!sub) return false;
-    if (sub.conflation) {
-      sub.conflation.clear();
-      this.#conflated--;
-    }
     if (sub.owesPosition) this.#owed--;
     return this.#subscriptions.delete(stream);
   }
@@ -315,7 +309,6 @@ export class Connection {
     if (!sub) return false;
     sub.epoch = position.epoch;
     sub.delivered = position.offset;
-    sub.conflation?.clear();
     return true;
   }
 
@@ -409,7 +402,7 @@ export class Connection {
    */
   flush(frames?: BatchFrames): void {
     if (this.#corked > 0) return;
-    if (this.#pending.length > 0 || this.#conflated > 0) this.#write(frames);
+    if (this.#pending.length > 0) this.#write(frames);
     if (this.#owed > 0) this.#payPositions();
   }
 
@@ -426,15 +419,10 @@ export class Connection {
         sub.delivered = queued.offset;
         continue;
       }
-      if (sub.conflation) {
-        sub.conflation.add(event);
-        continue;
-      }
       sub.delivered = event.offset;
       this.#eventsByKind[event.kind]++;
       fresh.push(event);
     }
-    if (this.#conflated > 0) this.#releaseConflated(fresh);
     if (fresh.length === 0) return;
     const seq = this.#seq++;
     // Only the head differs between connections; the event bytes are encoded once and copied.
@@ -447,20 +435,6 @@ export class Connection {
     } else {
       const batch = frames ?? new BatchFrames();
       this.#sendParts(`{"type":"batch_update","sequence_number":${seq},"timestamp":"${batch.timestamp}"`, batch.tail(fresh));
-    }
-  }
-
-  /** Adds to `fresh` the conflated events whose next frame may go now; the rest wait (their conflation schedules a flush). */
-  #releaseConflated(fresh: PendingEvent[]): void {
-    const now = performance.now();
-    for (const sub of this.#subscriptions.values()) {
-      if (!sub.conflation) continue;
-      for (const event of sub.conflation.release(now, this)) {
-        if (event.offset <= sub.delivered) continue;
-        sub.delivered = event.offset;
-        this.#eventsByKind[event.kind]++;
-        fresh.push(event);
-      }
     }
   }
 

@@ -3,7 +3,7 @@ import type { StoredEvent } from '../engines/engine.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { AppliedEvent, StreamEntry } from '../state/store.js';
-import { Conflation, ConflationClock } from './conflation.js';
+import { ConflationClock, ConflationGroup } from './conflation.js';
 import type { Connection } from './connection.js';
 import { BatchFrames, serializeEvent, SharedMessage, type PendingEvent } from './frames.js';
 import { snapshotOf } from './resume.js';
@@ -27,7 +27,12 @@ const LARGE_EVENT_LOG_EVERY_MS = 60_000;
  * stream's subscriber set exactly when it tracks that stream.
  */
 export class Fanout {
+  /** Every subscriber of each stream. */
   readonly #subscribers = new Map<string, Set<Connection>>();
+  /** Of those, the ones given each event as it comes (not conflated). */
+  readonly #direct = new Map<string, Set<Connection>>();
+  /** The conflated ones, in one group per stream and rate. */
+  readonly #groups = new Map<string, Map<number, ConflationGroup>>();
   readonly #dirty = new Set<Connection>();
   /** Releases the conflated subscriptions' frames (one timer per release time, for all of them). */
   readonly #clock = new ConflationClock();
@@ -63,19 +68,41 @@ export class Fanout {
     // would keep a dead connection subscribed forever: a leak, and work for every event.
     // (A socket still CLOSING is fine: `removeAll` runs when it closes.)
     if (connection.hungUp) return false;
-    connection.track(stream, sessionId, position, maxRate === undefined ? undefined : new Conflation(maxRate, this.#clock));
-    let set = this.#subscribers.get(stream);
-    if (!set) this.#subscribers.set(stream, (set = new Set()));
-    set.add(connection);
+    // A subscribe of a stream already subscribed replaces it (another rate, another position).
+    this.#leave(connection, stream);
+    let group: ConflationGroup | undefined;
+    if (maxRate === undefined) {
+      addTo(this.#direct, stream, connection);
+    } else {
+      let groups = this.#groups.get(stream);
+      if (!groups) this.#groups.set(stream, (groups = new Map<number, ConflationGroup>()));
+      group = groups.get(maxRate);
+      if (!group) groups.set(maxRate, (group = new ConflationGroup(stream, maxRate, this.#clock, (type, members) => this.metrics.countSent(type, members))));
+      group.members.add(connection);
+    }
+    connection.track(stream, sessionId, position, group);
+    addTo(this.#subscribers, stream, connection);
     return true;
   }
 
   unsubscribe(connection: Connection, stream: string): void {
+    this.#leave(connection, stream);
     connection.untrack(stream);
-    const set = this.#subscribers.get(stream);
-    if (!set) return;
-    set.delete(connection);
-    if (set.size === 0) this.#subscribers.delete(stream);
+  }
+
+  #leave(connection: Connection, stream: string): void {
+    const maxRate = connection.maxRateOf(stream);
+    if (maxRate !== undefined) {
+      const groups = this.#groups.get(stream);
+      const group = groups?.get(maxRate);
+      group?.members.delete(connection);
+      if (group && group.members.size === 0) {
+        groups!.delete(maxRate);
+        if (groups!.size === 0) this.#groups.delete(stream);
+      }
+    }
+    removeFrom(this.#direct, stream, connection);
+    removeFrom(this.#subscribers, stream, connection);
   }
 
   /** The socket closed: it leaves every stream. */
@@ -101,18 +128,26 @@ export class Fanout {
   publish(applied: readonly AppliedEvent[]): void {
     for (const { event, receivedAt, session } of applied) {
       this.#received.push(receivedAt);
-      const set = this.#subscribers.get(event.stream);
-      if (!set) continue;
+      const direct = this.#direct.get(event.stream);
+      const groups = this.#groups.get(event.stream);
+      if (!direct && !groups) continue;
+      // Sent per type: one count of all its direct subscribers per event, not one per
+      // connection (conflated ones are counted when their group releases the event).
+      if (direct) this.metrics.countSent(event.type, direct.size);
       // One queued object per event, shared by every subscriber (no per-connection allocation).
       const json = serializeEvent(event);
       if (json.length > LARGE_EVENT_BYTES) this.#large(event, json.length);
       const kind = kindOf(event.stream);
       const key = isConflatable(kind) ? conflationKey(kind, event.data) : undefined;
       const pending: PendingEvent = { stream: event.stream, kind, offset: event.offset, key, event, session, json, tail: undefined };
-      for (const connection of set) {
-        connection.enqueue(pending);
-        this.#dirty.add(connection);
+      if (direct) {
+        for (const connection of direct) {
+          connection.enqueue(pending);
+          this.#dirty.add(connection);
+        }
       }
+      // Conflated subscribers: one write per group; the group's release slot writes their frames.
+      if (groups) for (const group of groups.values()) group.add(pending);
     }
     if (!this.#scheduled) {
       this.#scheduled = true;
@@ -132,6 +167,8 @@ export class Fanout {
     const set = this.#subscribers.get(entry.name);
     if (!set || set.size === 0) return;
     const position = { epoch: entry.epoch, offset: entry.head };
+    // What conflated subscribers still held is of the old epoch.
+    for (const group of this.#groups.get(entry.name)?.values() ?? []) group.clear();
     // One message per conflation rate and session scope among the subscribers (usually one or two): each reply names its own.
     const messages = new Map<string, SharedMessage<'subscribed'>>();
     for (const connection of set) {
@@ -174,4 +211,17 @@ export class Fanout {
 /** `orders:demo` → `orders`: the stream was validated when it was appended. */
 function kindOf(stream: string): StreamKind {
   return stream.slice(0, stream.indexOf(':')) as StreamKind;
+}
+
+function addTo(map: Map<string, Set<Connection>>, stream: string, connection: Connection): void {
+  let set = map.get(stream);
+  if (!set) map.set(stream, (set = new Set()));
+  set.add(connection);
+}
+
+function removeFrom(map: Map<string, Set<Connection>>, stream: string, connection: Connection): void {
+  const set = map.get(stream);
+  if (!set) return;
+  set.delete(connection);
+  if (set.size === 0) map.delete(stream);
 }
