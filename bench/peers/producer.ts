@@ -89,12 +89,12 @@ export async function produce(options: ProduceOptions): Promise<ProduceResult> {
 
 const PAD = 'x'.repeat(70);
 
-/** A `market:tick` of ~300 bytes on the wire (TradeSync envelope included). */
-export function tick(stream: string, sched: number): unknown {
+/** A `market:tick` of ~300 bytes on the wire (TradeSync envelope included); `symbol` comes before `sched` (bench/peers/freshness-worker.ts reads them in that order). */
+export function tick(stream: string, sched: number, symbol = 'BENCH'): unknown {
   return {
     stream,
     type: 'market:tick',
-    data: { symbol: 'BENCH', price: '42000.50', timestamp: new Date(sched).toISOString(), sched: Number(sched.toFixed(3)), pad: PAD },
+    data: { symbol, price: '42000.50', timestamp: new Date(sched).toISOString(), sched: Number(sched.toFixed(3)), pad: PAD },
   };
 }
 

@@ -51,6 +51,8 @@ export interface RunningServer {
 export interface StartOptions {
   /** Extra Node flags for the server process, e.g. `--cpu-prof` (see BENCH_CPU_PROF in run.ts). */
   readonly execArgv?: readonly string[];
+  /** Extra `tradesync serve` flags, e.g. `--position-interval-ms 0` (see bench/freshness.ts); TradeSync only. */
+  readonly serveArgs?: readonly string[];
 }
 
 export async function startServer(system: System, options: StartOptions = {}): Promise<RunningServer> {
@@ -62,7 +64,7 @@ export async function startServer(system: System, options: StartOptions = {}): P
   if (system === 'tradesync') {
     dataDir = mkdtempSync(join(tmpdir(), 'tradesync-bench-'));
     dataDirs.add(dataDir);
-    args = [...execArgv, BIN, 'serve', '--no-simulator', '--port', String(port), '--data-dir', dataDir, '--durability', 'normal', '--log-level', 'warn'];
+    args = [...execArgv, BIN, 'serve', '--no-simulator', '--port', String(port), '--data-dir', dataDir, '--durability', 'normal', '--log-level', 'warn', ...(options.serveArgs ?? [])];
     ready = 'TradeSync gateway on';
   } else {
     args = [...execArgv, '--import', 'tsx', PEERS[system], String(port)];
