@@ -118,12 +118,16 @@ export class Streams {
     if (!ref) throw new TypeError(`invalid stream name "${stream}"`);
     const { maxRate } = params;
     if (maxRate !== undefined) {
-      if (!(maxRate > 0)) throw new TypeError(`maxRate must be a positive number of events per second, got ${maxRate}`);
+      if (!(Number.isFinite(maxRate) && maxRate > 0 && maxRate <= 1000)) throw new TypeError(`maxRate must be a positive number of events per second, at most 1000; got ${maxRate}`);
       if (!isConflatable(ref.kind)) throw new TypeError(`maxRate applies to market and indicators streams only; ${ref.kind} streams are never conflated`);
     }
     // Listeners of every state type share the set; each reads the state it asked for.
     const entry = listener as StreamListener;
     let sub = this.#subs.get(stream);
+    // One server subscription per stream: listeners share its session scope, so another session cannot join it.
+    if (sub && sub.sessionId !== params.sessionId) {
+      throw new TypeError(`${stream} is already subscribed ${sub.sessionId === undefined ? 'without a session' : `for session "${sub.sessionId}"`}; a client holds one subscription per stream`);
+    }
     if (!sub) {
       const { maxBufferedEvents, timers } = this.#deps.options;
       const deps = this.#deps;

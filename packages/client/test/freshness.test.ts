@@ -197,5 +197,15 @@ describe('freshness against a real gateway', () => {
     const client = makeClient({ url: 'ws://127.0.0.1:9/ws', autoConnect: false });
     expect(() => client.subscribe('orders:demo', {}, { maxRate: 10 })).toThrow(/never conflated/);
     expect(() => client.subscribe('market:BTC-USD', {}, { maxRate: 0 })).toThrow(/positive/);
+    expect(() => client.subscribe('market:BTC-USD', {}, { maxRate: 2000 })).toThrow(/at most 1000/);
+    expect(() => client.subscribe('market:BTC-USD', {}, { maxRate: Number.POSITIVE_INFINITY })).toThrow(/at most 1000/);
+  });
+
+  it('refuses a second listener of a stream for another session: the one subscription has one scope', () => {
+    const client = makeClient({ url: 'ws://127.0.0.1:9/ws', autoConnect: false });
+    client.subscribe('state_machines:demo', {}, { sessionId: 'A' });
+    expect(() => client.subscribe('state_machines:demo', {}, { sessionId: 'B' })).toThrow(/session "A"/);
+    expect(() => client.subscribe('state_machines:demo', {})).toThrow(/session "A"/);
+    expect(() => client.subscribe('state_machines:demo', {}, { sessionId: 'A' })).not.toThrow();
   });
 });

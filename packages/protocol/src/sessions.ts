@@ -1,3 +1,4 @@
+import { CLOSED_ORDER_STATUSES } from './entities.js';
 import { applyEvents, type AlertsState, type IndicatorsState, type MarketState, type OrdersState, type PortfolioState, type SignalsState, type StateMachinesState, type StreamState, type StreamStates } from './reducer.js';
 import type { StreamKind } from './streams.js';
 
@@ -113,10 +114,33 @@ export function eventForSession<E extends { readonly type: string; readonly data
   return eventSession === undefined || eventSession === session ? event : undefined;
 }
 
+/** The id an event of a kind with sessions names its entity by (positions: the symbol), or undefined. */
+function entityIdOf(kind: StreamKind, event: { readonly type: string; readonly data: Entity }): string | undefined {
+  const { type, data } = event;
+  const id =
+    kind === 'orders' ? data.order_id
+    : kind === 'signals' ? (type === 'pattern_detected' ? undefined : data.id)
+    : kind === 'state_machines' ? data.instance_id
+    : kind === 'portfolio' && (type === 'position:updated' || type === 'position:closed') ? data.symbol
+    : undefined;
+  return typeof id === 'string' ? id : undefined;
+}
+
+/** Whether the event removes the entity it names. */
+function removes(type: string, data: Entity): boolean {
+  return type === 'order:closed' || type === 'instance_removed' || type === 'position:closed' || (type === 'order:updated' && isClosedStatus(data.status));
+}
+
+const isClosedStatus = (status: unknown) => typeof status === 'string' && CLOSED_ORDER_STATUSES.has(status);
+
+const REMOVED = Symbol('removed');
+
 /**
- * Applies events in order (as `applyEvents`) and says, for each, `sessionOfEvent`
- * against the state just before it. Events that name their session need no state, so
- * the state is reduced in as few batches as the lookups of the others allow.
+ * Applies events in order (as `applyEvents`, in one batch) and says, for each,
+ * `sessionOfEvent` against the state just before it. The state is reduced once: an
+ * event that names no session is judged against the state before the batch, overlaid
+ * with what the batch's earlier events did to the entities (created with a session,
+ * removed, or all replaced by a `full_update`).
  */
 export function applyWithSessions<S extends StreamState>(
   kind: StreamKind,
@@ -124,20 +148,36 @@ export function applyWithSessions<S extends StreamState>(
   events: readonly { readonly type: string; readonly data: Entity }[],
 ): { state: S; sessions: Array<string | null | undefined> } {
   const sessions: Array<string | null | undefined> = [];
-  let current = state;
-  let reduced = 0;
-  for (let i = 0; i < events.length; i++) {
-    const event = events[i]!;
-    if (Object.hasOwn(event.data, 'session_id') || !hasSessions(kind)) {
-      sessions.push(sessionOfEntity(event.data));
-      continue;
-    }
-    if (reduced < i) {
-      current = applyEvents(current, events.slice(reduced, i));
-      reduced = i;
-    }
-    sessions.push(sessionOfEvent(kind, current, event));
+  if (!hasSessions(kind)) {
+    for (const event of events) sessions.push(sessionOfEntity(event.data));
+    return { state: applyEvents(state, events), sessions };
   }
-  if (reduced < events.length) current = applyEvents(current, reduced === 0 ? events : events.slice(reduced));
-  return { state: current, sessions };
+  /** What this batch did to each entity so far; with `replaced`, the state before the batch no longer counts. */
+  const overlay = new Map<string, string | null | undefined | typeof REMOVED>();
+  let replaced = false;
+  for (const event of events) {
+    const { type, data } = event;
+    const id = entityIdOf(kind, event);
+    if (Object.hasOwn(data, 'session_id')) {
+      sessions.push(sessionOfEntity(data));
+    } else if (id !== undefined && overlay.has(id)) {
+      const known = overlay.get(id);
+      sessions.push(known === REMOVED ? undefined : known);
+    } else {
+      sessions.push(replaced ? undefined : sessionOfEvent(kind, state, event));
+    }
+    // Record the event's effect for the events after it.
+    if (type === 'full_update' && Array.isArray(data.instances)) {
+      overlay.clear();
+      replaced = true;
+      for (const instance of data.instances as unknown[]) {
+        const instanceId = (instance as Entity | null)?.instance_id;
+        if (typeof instanceId === 'string') overlay.set(instanceId, sessionOfEntity(instance));
+      }
+    } else if (id !== undefined) {
+      if (removes(type, data)) overlay.set(id, REMOVED);
+      else if (Object.hasOwn(data, 'session_id') || type === 'position:updated' || type === 'instance_added' || type === 'signal:new' || type === 'order:updated') overlay.set(id, sessionOfEntity(data));
+    }
+  }
+  return { state: applyEvents(state, events), sessions };
 }

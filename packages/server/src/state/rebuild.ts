@@ -29,10 +29,7 @@ export function applyMany(entry: StreamEntry, events: readonly StoredEvent[], me
     // Each event's session is judged against the state just before it (see sessionOfEvent).
     const { state, sessions } = applyWithSessions(entry.kind, entry.state, events);
     entry.state = state;
-    for (let i = 0; i < events.length; i++) {
-      const session = sessions[i];
-      if (session !== undefined) entry.sessions.set(events[i]!, session);
-    }
+    for (let i = 0; i < events.length; i++) entry.sessions.set(events[i]!, sessions[i]);
   } else {
     entry.state = applyEvents(entry.state, events);
   }

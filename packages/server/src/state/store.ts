@@ -31,10 +31,10 @@ export interface StreamEntry {
   snapshotOffset: number;
   /**
    * The session of the entity each applied event touched (see the protocol's
-   * sessionOfEvent), for events of a session; account-wide ones are absent. Session-scoped
-   * subscriptions read it to know which events they get.
+   * sessionOfEvent; undefined: account-wide), for every event applied to a stream of a
+   * kind with sessions. Session-scoped subscriptions read it to know which events they get.
    */
-  sessions: WeakMap<StoredEvent, string | null>;
+  sessions: WeakMap<StoredEvent, string | null | undefined>;
 }
 
 /** One applied event with the moment it reached the gateway (for latency metrics). */

@@ -318,10 +318,10 @@ export class Connection {
    * Nothing is sent when this connection is not at that position (it was given a newer
    * reply meanwhile, or another epoch); the next position covers it.
    */
-  sendPosition(stream: string, position: PositionNow): void {
+  sendPosition(stream: string, position: PositionNow, frames?: BatchFrames): void {
     const sub = this.#subscriptions.get(stream);
     if (!sub || !this.writable) return;
-    if (this.#corked === 0) this.flush();
+    if (this.#corked === 0) this.flush(frames);
     if (this.#corked > 0 || (sub.conflation && sub.conflation.size > 0)) {
       if (!sub.owesPosition) this.#owed++;
       sub.owesPosition = true;
@@ -412,7 +412,8 @@ export class Connection {
     const fresh: PendingEvent[] = [];
     for (const queued of pending) {
       const sub = this.#subscriptions.get(queued.stream);
-      if (!sub || queued.offset <= sub.delivered) continue;
+      // An event of an epoch the stream has left (queued before a reset) is not sent.
+      if (!sub || queued.offset <= sub.delivered || queued.event.epoch !== sub.epoch) continue;
       const event = sub.scope === undefined ? queued : pendingForSession(queued, sub.scope);
       if (!event) {
         // Another session's entity: not for this subscription, which has seen past it all the same.

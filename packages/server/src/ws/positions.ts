@@ -4,7 +4,10 @@ import type { Metrics } from '../metrics.js';
 import type { StreamEntry, StreamStore } from '../state/store.js';
 import type { PositionNow } from './connection.js';
 import type { Fanout } from './fanout.js';
-import { SharedMessage } from './frames.js';
+import { BatchFrames, SharedMessage } from './frames.js';
+
+/** Longest run of position work in one turn of the event loop. */
+const SLICE_MS = 2;
 
 /**
  * Tells every subscriber where each stream stands, with the checksum of its state there
@@ -17,9 +20,6 @@ import { SharedMessage } from './frames.js';
  * kept by state object), however many subscribers and `subscribed` replies read it; a
  * session-scoped subscription's is of the state it sees (once per session and offset).
  */
-/** Longest run of position work in one turn of the event loop. */
-const SLICE_MS = 2;
-
 export class Positions {
   /** What each stream's last position said, and the ticks since. */
   readonly #sent = new Map<string, { epoch: string; offset: number; quietTicks: number }>();
@@ -30,6 +30,8 @@ export class Positions {
   #timer: NodeJS.Timeout | undefined;
   /** A tick's slices are still being sent. */
   #sending = false;
+  /** Stopped: slices in flight end. */
+  #stopped = false;
 
   constructor(
     private readonly store: StreamStore,
@@ -39,6 +41,7 @@ export class Positions {
   ) {}
 
   start(): void {
+    this.#stopped = false;
     if (this.intervalMs <= 0 || this.#timer) return;
     this.#timer = setInterval(() => this.tick(), this.intervalMs);
     this.#timer.unref();
@@ -47,6 +50,7 @@ export class Positions {
   stop(): void {
     clearInterval(this.#timer);
     this.#timer = undefined;
+    this.#stopped = true;
   }
 
   /** The checksum of a stream's state at its head, as a subscription scoped to `session` sees it (the whole state without one). */
@@ -122,7 +126,7 @@ export class Positions {
     const until = performance.now() + SLICE_MS;
     let i = from;
     for (; i < due.length && (i === from || performance.now() < until); i++) this.#sendOne(due[i]!);
-    this.#sending = i < due.length;
+    this.#sending = i < due.length && !this.#stopped;
     if (this.#sending) setImmediate(() => this.#sendSlices(due, i));
   }
 
@@ -133,11 +137,13 @@ export class Positions {
     if (!entry || !subscribers) return;
     this.#sent.set(stream, { epoch: entry.epoch, offset: entry.head, quietTicks: 0 });
     const scopes = new Set<string>();
+    // Subscribers flushing the same queued events share their encoded batch body.
+    const frames = new BatchFrames();
     for (const connection of subscribers) {
       const scope = connection.scopeOf(stream);
       scopes.add(scope ?? '');
       const position = this.positionOf(stream, scope);
-      if (position) connection.sendPosition(stream, position);
+      if (position) connection.sendPosition(stream, position, frames);
     }
     // Sessions nobody watches any more are forgotten.
     const byScope = this.#current.get(stream);

@@ -51,7 +51,8 @@ export function planSubscription(
     if (!plan.recovered) return { ...plan, snapshot: { ...plan.snapshot, state: { ...stateForSession(entry.kind, entry.state, session) } } };
     const events: StoredEvent[] = [];
     for (const event of plan.events) {
-      // Events older than the memory window were not judged when applied: judge them against the state now (their entity may be gone, then they go).
+      // Events read from the engine (older than this process) were not judged when applied:
+      // judge them against the state now (an entity gone since is account-wide to them, and they are sent).
       const eventSession = entry.sessions.has(event) ? entry.sessions.get(event) : sessionOfEvent(entry.kind, entry.state, event);
       const given = eventForSession(entry.kind, event, session, eventSession);
       if (given) events.push(given);
