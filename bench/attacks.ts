@@ -2,9 +2,9 @@
  * The attacks of docs/RELIABILITY.md with counts and timings: each against a real
  * gateway on loopback, bounded in count and time, printed as a markdown table.
  *
- *   node --import tsx bench/attacks.ts                     # every attack
- *   node --import tsx bench/attacks.ts --only origin,per-ip,expiry,half-open,slow
- *   node --import tsx bench/attacks.ts --only half-open --ping-interval 30   # the default interval (about a minute)
+ *   node --conditions=@tradesync/source --import tsx bench/attacks.ts                     # every attack
+ *   node --conditions=@tradesync/source --import tsx bench/attacks.ts --only origin,per-ip,expiry,half-open,slow
+ *   node --conditions=@tradesync/source --import tsx bench/attacks.ts --only half-open --ping-interval 30   # the default interval (about a minute)
  *
  * (Fuzzing and the auth matrix are tests: packages/server/test/fuzz.property.test.ts
  * and auth-matrix.test.ts.)
@@ -27,7 +27,7 @@ const { values: args } = parseArgs({
   },
 });
 const ONLY = new Set(args.only.split(','));
-const base = 'node --import tsx bench/attacks.ts';
+const base = 'node --conditions=@tradesync/source --import tsx bench/attacks.ts';
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const progress = (line: string) => process.stderr.write(`${line}\n`);
 

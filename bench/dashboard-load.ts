@@ -5,7 +5,7 @@
  * event-to-screen latency (the event's server timestamp vs the frame that shows it,
  * from the page's `?probe` hook) and the JS heap (CDP, after a GC) at start and end.
  *
- *   node --import tsx bench/dashboard-load.ts [--duration 60] [--rate 1000] [--tick 10] [--busy] [--nice 10] [--profile] [--trace] [--hide orders,signals]
+ *   node --conditions=@tradesync/source --import tsx bench/dashboard-load.ts [--duration 60] [--rate 1000] [--tick 10] [--busy] [--nice 10] [--profile] [--trace] [--hide orders,signals]
  *
  * `--tick` is how often the producer posts (each post reaches the page as one frame of
  * events). `--busy` runs one more process spinning on a core for the whole run, as

@@ -1,7 +1,7 @@
 /**
  * Live fan-out through a cluster of gateways sharing one Redis.
  *
- *   node --import tsx bench/fanout-cluster.ts [--clients 300] [--rate 200] [--seconds 20] [--warmup 3] [--nodes 1,2]
+ *   node --conditions=@tradesync/source --import tsx bench/fanout-cluster.ts [--clients 300] [--rate 200] [--seconds 20] [--warmup 3] [--nodes 1,2]
  *
  * For each cluster size: starts a private redis-server (free port, no persistence),
  * `tradesync serve --engine redis` N times as child processes, connects `--clients`
@@ -23,8 +23,8 @@ import { parseArgs } from 'node:util';
 import { WebSocket } from 'ws';
 import { freePort, startRedis } from '@tradesync/testing/redis';
 import { BENCH_GATEWAY_ENV } from './peers/common.js';
+import { TRADESYNC_CLI } from '@tradesync/testing/serve';
 
-const BIN = new URL('../packages/cli/bin/tradesync.js', import.meta.url).pathname;
 const SELF = new URL(import.meta.url).pathname;
 const SYMBOL = 'BENCH-USD';
 const STREAM = `market:${SYMBOL}`;
@@ -94,7 +94,7 @@ interface Result {
 function startNode(port: number, redisUrl: string, dataDir: string): Promise<ChildProcess> {
   const child = spawn(
     process.execPath,
-    [BIN, 'serve', '--engine', 'redis', '--redis-url', redisUrl, '--no-simulator', '--port', String(port), '--data-dir', dataDir, '--log-level', 'error'],
+    [...TRADESYNC_CLI, 'serve', '--engine', 'redis', '--redis-url', redisUrl, '--no-simulator', '--port', String(port), '--data-dir', dataDir, '--log-level', 'error'],
     { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...BENCH_GATEWAY_ENV } },
   );
   return new Promise((resolve, reject) => {
@@ -155,7 +155,7 @@ async function runCluster(nodeCount: number, opts: { clients: number; rate: numb
       }),
     );
 
-    const producer = spawn(process.execPath, ['--import', 'tsx', SELF, '--producer', urls.join(','), '--rate', String(opts.rate), '--seconds', String(opts.warmup + opts.seconds)], {
+    const producer = spawn(process.execPath, ['--conditions=@tradesync/source', '--import', 'tsx', SELF, '--producer', urls.join(','), '--rate', String(opts.rate), '--seconds', String(opts.warmup + opts.seconds)], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     let producerOut = '';

@@ -1,8 +1,8 @@
 /**
  * What proving replicas fresh costs, and what conflation buys a screen:
  *
- *   node --import tsx bench/freshness.ts [--runs 3] [--only checksum,positions,conflation]
- *   BENCH_CPU_PROF=/tmp/prof node --import tsx bench/freshness.ts --runs 1 --only conflation   # server CPU profiles
+ *   node --conditions=@tradesync/source --import tsx bench/freshness.ts [--runs 3] [--only checksum,positions,conflation]
+ *   BENCH_CPU_PROF=/tmp/prof node --conditions=@tradesync/source --import tsx bench/freshness.ts --runs 1 --only conflation   # server CPU profiles
  *
  * 1. checksum (in this process): ms per `stateChecksum` of a 10,000-order `orders`
  *    state, with the protocol's default pure-JS CRC-32 and with zlib's (what the
@@ -50,7 +50,7 @@ const REPEATS = Number(args.repeats);
 const INTERVALS = args.intervals.split(',').map(Number);
 const MAX_RATE = Number(args['max-rate']);
 if (!(RUNS >= 1 && REPEATS >= 1 && MAX_RATE > 0 && INTERVALS.every((n) => n >= 0))) {
-  console.error('usage: node --import tsx bench/freshness.ts [--runs N] [--only checksum,positions,conflation] [--repeats N] [--intervals 0,1000,5000] [--max-rate 10]');
+  console.error('usage: node --conditions=@tradesync/source --import tsx bench/freshness.ts [--runs N] [--only checksum,positions,conflation] [--repeats N] [--intervals 0,1000,5000] [--max-rate 10]');
   process.exit(2);
 }
 
@@ -432,7 +432,7 @@ async function main(): Promise<void> {
   const loadAfter = loadavg();
   const machine = [
     `- date: ${startedAt.toISOString()} (took ${((Date.now() - startedAt.getTime()) / 1000).toFixed(0)} s)`,
-    `- command: \`node --import tsx bench/freshness.ts${process.argv.length > 2 ? ` ${process.argv.slice(2).join(' ')}` : ''}\``,
+    `- command: \`node --conditions=@tradesync/source --import tsx bench/freshness.ts${process.argv.length > 2 ? ` ${process.argv.slice(2).join(' ')}` : ''}\``,
     `- machine: ${sh('nproc')} cores (\`nproc\`), ${sh("free -g | awk '/^Mem:/ {print $2}'")} GiB RAM, Node ${process.version}, Linux ${sh('uname -r')}`,
     `- load average at start ${load.map((l) => l.toFixed(2)).join(' / ')}, at end ${loadAfter.map((l) => l.toFixed(2)).join(' / ')}`,
   ].join('\n');

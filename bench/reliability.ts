@@ -3,9 +3,9 @@
  * (which runs a few rounds of each in `npm test`), printed as a markdown table for
  * docs/RELIABILITY.md.
  *
- *   node --import tsx bench/reliability.ts                 # 50 kill -9 rounds, 10 Redis kills per mode, 5 cuts per kind
- *   node --import tsx bench/reliability.ts --rounds 5 --redis-rounds 2 --net-rounds 1
- *   node --import tsx bench/reliability.ts --only kill,redis-everysec,redis-always,blackhole,cut
+ *   node --conditions=@tradesync/source --import tsx bench/reliability.ts                 # 50 kill -9 rounds, 10 Redis kills per mode, 5 cuts per kind
+ *   node --conditions=@tradesync/source --import tsx bench/reliability.ts --rounds 5 --redis-rounds 2 --net-rounds 1
+ *   node --conditions=@tradesync/source --import tsx bench/reliability.ts --only kill,redis-everysec,redis-always,blackhole,cut
  *
  * Real processes (a `tradesync serve` child for kill -9, private redis-servers on free
  * loopback ports, never 6379), real sockets; every wait is bounded. Progress goes to
@@ -29,7 +29,7 @@ const NET_ROUNDS = Number(args['net-rounds']);
 const BLACKHOLE_MS = Number(args['blackhole-ms']);
 const ONLY = new Set(args.only.split(','));
 const progress = (line: string) => process.stderr.write(`${line}\n`);
-const base = 'node --import tsx bench/reliability.ts';
+const base = 'node --conditions=@tradesync/source --import tsx bench/reliability.ts';
 
 interface Row {
   readonly result: FaultResult;

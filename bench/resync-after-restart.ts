@@ -1,7 +1,7 @@
 /**
  * How long a client is stale after the gateway restarts.
  *
- *   node --import tsx bench/resync-after-restart.ts [--rounds 20]
+ *   node --conditions=@tradesync/source --import tsx bench/resync-after-restart.ts [--rounds 20]
  *
  * Starts `tradesync serve` as a child process (fixed free port, one data dir, embedded
  * engine, simulator off), connects a client to three streams while a producer
@@ -24,8 +24,8 @@ import { parseArgs } from 'node:util';
 import { WebSocket } from 'ws';
 import { TradeSyncClient, type BackoffOptions, type Logger } from '@tradesync/client';
 import { BENCH_GATEWAY_ENV } from './peers/common.js';
+import { TRADESYNC_CLI } from '@tradesync/testing/serve';
 
-const BIN = new URL('../packages/cli/bin/tradesync.js', import.meta.url).pathname;
 const STREAMS = ['orders:demo', 'portfolio:demo', 'market:BTC-USD'];
 const quiet: Logger = { debug: () => {}, warn: () => {}, error: () => {} };
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -48,7 +48,7 @@ async function freePort(): Promise<number> {
 }
 
 function startServer(port: number, dataDir: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [BIN, 'serve', '--port', String(port), '--data-dir', dataDir, '--no-simulator', '--log-level', 'error'], {
+  const child = spawn(process.execPath, [...TRADESYNC_CLI, 'serve', '--port', String(port), '--data-dir', dataDir, '--no-simulator', '--log-level', 'error'], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, ...BENCH_GATEWAY_ENV },
   });

@@ -3,7 +3,7 @@
  * embedded gateway (validation, append, reducer, fan-out to nobody). A measurement,
  * not a test: it fails only when the simulator reports an error or publishes nothing.
  *
- *   node --import tsx bench/simulator-rate.ts [--seconds 3] [--seed 5]
+ *   node --conditions=@tradesync/source --import tsx bench/simulator-rate.ts [--seconds 3] [--seed 5]
  */
 import { parseArgs } from 'node:util';
 import { Simulator } from '@tradesync/simulator';
@@ -18,7 +18,7 @@ const { values: args } = parseArgs({
 const seconds = Number(args.seconds);
 const seed = Number(args.seed);
 if (!(seconds > 0) || !Number.isInteger(seed)) {
-  console.error('usage: node --import tsx bench/simulator-rate.ts [--seconds N > 0] [--seed integer]');
+  console.error('usage: node --conditions=@tradesync/source --import tsx bench/simulator-rate.ts [--seconds N > 0] [--seed integer]');
   process.exit(2);
 }
 

@@ -3,7 +3,7 @@
  * long time, then proof that every client replica equals the server and that nothing
  * grew without bound.
  *
- *   node --import tsx bench/soak.ts [--minutes 30] [--clients 1000] [--rate 500]
+ *   node --conditions=@tradesync/source --import tsx bench/soak.ts [--minutes 30] [--clients 1000] [--rate 500]
  *                                   [--accounts N] [--drop-every 5] [--durability normal] [--memory-window N]
  *
  * - `tradesync serve` runs as a child process on a free 127.0.0.1 port with the built-in
@@ -48,8 +48,8 @@ import { TradeSyncClient, type Logger, type StreamHandle, type WebSocketConstruc
 import type { StreamState } from '@tradesync/protocol';
 import { cpuMs, freePort, rssBytes, sleep } from './peers/common.js';
 import { track } from './peers/servers.js';
+import { TRADESYNC_CLI } from '@tradesync/testing/serve';
 
-const BIN = new URL('../packages/cli/bin/tradesync.js', import.meta.url).pathname;
 
 /** The simulator's default accounts and symbols (packages/simulator). */
 const DEMO_STREAMS = ['demo', 'demo-2'].flatMap((a) => ['portfolio', 'orders', 'signals', 'state_machines', 'indicators', 'alerts'].map((k) => `${k}:${a}`));
@@ -551,7 +551,7 @@ async function startGateway(opts: Options): Promise<ServerProcess> {
   process.on('exit', () => rmSync(dataDir, { recursive: true, force: true }));
   const logFile = join(tmpdir(), `tradesync-soak-${new Date().toISOString().replace(/[:.]/g, '-')}.log`);
   const logOut = createWriteStream(logFile);
-  const args = [BIN, 'serve', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir, '--durability', opts.durability, '--log-level', 'warn'];
+  const args = [...TRADESYNC_CLI, 'serve', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir, '--durability', opts.durability, '--log-level', 'warn'];
   const env: NodeJS.ProcessEnv = { ...process.env, TRADESYNC_LIMITS__MAX_CONNECTIONS_PER_IP: '20000' };
   if (opts.memoryWindow !== undefined) env.TRADESYNC_HISTORY__MEMORY_WINDOW = String(opts.memoryWindow);
   const child = track(spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env }));

@@ -4,7 +4,7 @@
  * to every socket in the room named by its stream. A client joins one room with
  * `ws://127.0.0.1:PORT/?room=NAME`. No sequence numbers, offsets or resume.
  *
- *   node --import tsx bench/peers/raw-ws-server.ts PORT
+ *   node --conditions=@tradesync/source --import tsx bench/peers/raw-ws-server.ts PORT
  */
 import { createServer } from 'node:http';
 import { WebSocketServer, type WebSocket } from 'ws';

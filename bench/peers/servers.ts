@@ -7,8 +7,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BENCH_GATEWAY_ENV, freePort, type System } from './common.js';
+import { TRADESYNC_CLI } from '@tradesync/testing/serve';
 
-const BIN = new URL('../../packages/cli/bin/tradesync.js', import.meta.url).pathname;
 const PEERS: Record<Exclude<System, 'tradesync'>, string> = {
   'raw-ws': new URL('./raw-ws-server.ts', import.meta.url).pathname,
   'socket.io': new URL('./socketio-server.ts', import.meta.url).pathname,
@@ -64,10 +64,10 @@ export async function startServer(system: System, options: StartOptions = {}): P
   if (system === 'tradesync') {
     dataDir = mkdtempSync(join(tmpdir(), 'tradesync-bench-'));
     dataDirs.add(dataDir);
-    args = [...execArgv, BIN, 'serve', '--no-simulator', '--port', String(port), '--data-dir', dataDir, '--durability', 'normal', '--log-level', 'warn', ...(options.serveArgs ?? [])];
+    args = [...execArgv, ...TRADESYNC_CLI, 'serve', '--no-simulator', '--port', String(port), '--data-dir', dataDir, '--durability', 'normal', '--log-level', 'warn', ...(options.serveArgs ?? [])];
     ready = 'TradeSync gateway on';
   } else {
-    args = [...execArgv, '--import', 'tsx', PEERS[system], String(port)];
+    args = [...execArgv, '--conditions=@tradesync/source', '--import', 'tsx', PEERS[system], String(port)];
     ready = 'LISTENING';
   }
   const child = track(spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...BENCH_GATEWAY_ENV } }));

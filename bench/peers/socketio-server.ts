@@ -5,7 +5,7 @@
  * stream; a client joins one room with the `room` query parameter. WebSocket
  * transport only, so it is compared on the same wire as the others.
  *
- *   node --import tsx bench/peers/socketio-server.ts PORT
+ *   node --conditions=@tradesync/source --import tsx bench/peers/socketio-server.ts PORT
  */
 import { createServer } from 'node:http';
 import { Server } from 'socket.io';

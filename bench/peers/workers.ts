@@ -21,7 +21,7 @@ export class Worker<C extends Message = WorkerCommand, R extends Message = Worke
   readonly #child: ChildProcess;
 
   constructor(script: string = WORKER) {
-    this.#child = track(fork(script, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+    this.#child = track(fork(script, [], { execArgv: ['--conditions=@tradesync/source', '--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
   }
 
   /** The process id, for its CPU time (see cpuMs). */

@@ -1,4 +1,4 @@
-import { defineConfig } from 'vite';
+import { defaultClientConditions, defineConfig } from 'vite';
 import react from '@vitejs/plugin-react';
 
 /**
@@ -7,6 +7,9 @@ import react from '@vitejs/plugin-react';
  */
 export default defineConfig({
   plugins: [react()],
+  // The workspace's packages from their TypeScript sources (their `@tradesync/source`
+  // export condition), so the dev server and the build never need them built first.
+  resolve: { conditions: ['@tradesync/source', ...defaultClientConditions] },
   build: { outDir: 'dist', emptyOutDir: true, sourcemap: true, chunkSizeWarningLimit: 1200 },
   server: {
     // The gateway accepts only its own pages (and listed `allowed_origins`): the dev

@@ -1,7 +1,10 @@
 #!/usr/bin/env node
-// The CLI is TypeScript; tsx compiles it on load so `npx tradesync` works straight after `npm install`.
-import { register } from 'tsx/esm/api';
+// Runs the compiled CLI (dist/, made by `npm run build`): plain Node, no TypeScript loader.
+import { existsSync } from 'node:fs';
 
-register();
-const { main } = await import('../src/main.ts');
-process.exitCode = await main(process.argv.slice(2));
+const built = new URL('../dist/cli.js', import.meta.url);
+if (!existsSync(built)) {
+  console.error('tradesync: the CLI is not built (no dist/cli.js). In the repository, run `npm run build` first.');
+  process.exit(1);
+}
+await import(built.href);

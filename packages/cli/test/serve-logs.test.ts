@@ -2,10 +2,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { TRADESYNC_CLI } from '@tradesync/testing/serve';
 
-const BIN = fileURLToPath(new URL('../bin/tradesync.js', import.meta.url));
 const children: ChildProcess[] = [];
 const dirs: string[] = [];
 
@@ -18,7 +17,7 @@ afterEach(() => {
 function serve(tty: boolean, extra: string[] = []) {
   const dataDir = mkdtempSync(join(tmpdir(), 'tradesync-serve-logs-'));
   dirs.push(dataDir);
-  const args = [BIN, 'serve', '--port', '0', '--no-simulator', '--data-dir', dataDir, ...extra];
+  const args = [...TRADESYNC_CLI, 'serve', '--port', '0', '--no-simulator', '--data-dir', dataDir, ...extra];
   const child = tty
     ? spawn('script', ['-qefc', [process.execPath, ...args].map((a) => `'${a}'`).join(' '), '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] })
     : spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });

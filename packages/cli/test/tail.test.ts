@@ -1,14 +1,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { order, publish, startGateway, tick } from '@tradesync/testing';
+import { TRADESYNC_CLI } from '@tradesync/testing/serve';
 
-const BIN = fileURLToPath(new URL('../bin/tradesync.js', import.meta.url));
 const children: ChildProcess[] = [];
 
 /** Runs `tradesync tail …` and collects its stdout lines. */
 function runTail(args: string[]) {
-  const child = spawn(process.execPath, [BIN, 'tail', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...TRADESYNC_CLI, 'tail', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
   const out = { lines: [] as string[], stderr: '' };
   let partial = '';

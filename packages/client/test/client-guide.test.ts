@@ -81,7 +81,7 @@ describe('docs/CLIENT.md', () => {
     await using gw = await startGateway({ positionIntervalMs: 100 });
     await publish(gw.url, [order('demo'), tick('BTC-USD', '42000.5')]);
 
-    const child = spawn(process.execPath, ['--import', 'tsx', join(dir, FILES['node-quickstart'])], {
+    const child = spawn(process.execPath, ['--conditions=@tradesync/source', '--import', 'tsx', join(dir, FILES['node-quickstart'])], {
       cwd: REPO,
       env: { ...process.env, TRADESYNC_URL: gw.wsUrl },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -8,8 +8,8 @@ import { applyEvents, initialState } from '@tradesync/protocol';
 import { EmbeddedEngine } from '../src/engines/embedded.js';
 import { order, TestClient, tick } from '@tradesync/testing';
 import { readAllEvents, type WireEvent } from '@tradesync/testing/replica';
+import { TRADESYNC_CLI } from '@tradesync/testing/serve';
 
-const BIN = fileURLToPath(new URL('../../cli/bin/tradesync.js', import.meta.url));
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 const STREAMS = ['orders:crash', 'market:BTC-USD', 'market:ETH-USD'] as const;
 
@@ -38,7 +38,7 @@ afterEach(async () => {
 
 /** Runs `tradesync serve` on a free port as a child process; resolves once it printed its URL. */
 async function serve(dataDir: string, env: Record<string, string> = {}): Promise<Server> {
-  const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--data-dir', dataDir, '--no-simulator', '--log-level', 'warn'], {
+  const child = spawn(process.execPath, [...TRADESYNC_CLI, 'serve', '--port', '0', '--data-dir', dataDir, '--no-simulator', '--log-level', 'warn'], {
     cwd: REPO,
     stdio: ['pipe', 'pipe', 'pipe'],
     env: { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TRADESYNC_'))), ...env },

@@ -82,7 +82,7 @@ describe('EmbeddedEngine persistence', () => {
     const fixture = fileURLToPath(new URL('./fixtures/append-forever.ts', import.meta.url));
     const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
     const crashDir = tempDir();
-    const child = spawn(process.execPath, ['--import', 'tsx', fixture, crashDir], {
+    const child = spawn(process.execPath, ['--conditions=@tradesync/source', '--import', 'tsx', fixture, crashDir], {
       cwd: repoRoot,
       stdio: ['ignore', 'pipe', 'pipe'],
     });

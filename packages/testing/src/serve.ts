@@ -5,7 +5,18 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-const BIN = fileURLToPath(new URL('../../cli/bin/tradesync.js', import.meta.url));
+/**
+ * Node arguments that run the `tradesync` command from its TypeScript sources: tsx
+ * compiles them and the `@tradesync/source` condition resolves the workspace's packages
+ * to their sources too, so a test never runs a stale build. (`bin/tradesync.js`, what
+ * users run, loads the built dist instead.)
+ */
+export const TRADESYNC_CLI: readonly string[] = [
+  '--conditions=@tradesync/source',
+  '--import',
+  'tsx',
+  fileURLToPath(new URL('../../cli/src/cli.ts', import.meta.url)),
+];
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 
 export interface ServeChild {
@@ -21,7 +32,7 @@ export interface ServeChild {
  * `args` more flags.
  */
 export async function serveChild(dataDir: string, options: { env?: Record<string, string>; args?: readonly string[] } = {}): Promise<ServeChild> {
-  const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--data-dir', dataDir, '--no-simulator', '--log-level', 'warn', ...(options.args ?? [])], {
+  const child = spawn(process.execPath, [...TRADESYNC_CLI, 'serve', '--port', '0', '--data-dir', dataDir, '--no-simulator', '--log-level', 'warn', ...(options.args ?? [])], {
     cwd: REPO,
     stdio: ['pipe', 'pipe', 'pipe'],
     env: { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TRADESYNC_'))), ...options.env },

@@ -11,12 +11,12 @@
  * Registered before the routes (its onRoute hook collects them), and outside `/api/`,
  * so a GET without `Origin`, a bot or a browser on any page, reads it without a token.
  */
+import { createRequire } from 'node:module';
 import swagger, { type SwaggerTransform } from '@fastify/swagger';
 import type { FastifyInstance } from 'fastify';
 import { jsonSchemaTransform } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { Pattern, RestErrorBody, Signal, Snapshot, StateSyncData, StreamEventsPage, StreamPositionSchema } from '@tradesync/protocol';
-import serverPackage from '../../package.json' with { type: 'json' };
 
 export const OPENAPI_PATH = '/openapi.json';
 
@@ -252,6 +252,10 @@ const documentRoute: SwaggerTransform = (input) => {
 };
 
 /** Registers @fastify/swagger (before any route, so it sees them all) and `GET /openapi.json`. */
+// Read at run time rather than imported: the package's own package.json sits outside the
+// compiled folder, and `../../package.json` is the same file from src/http and dist/http.
+const serverPackage = createRequire(import.meta.url)('../../package.json') as { version: string };
+
 export async function registerOpenApi(app: FastifyInstance): Promise<void> {
   await app.register(swagger, {
     openapi: {
