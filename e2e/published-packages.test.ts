@@ -11,7 +11,7 @@
  * happens once, in beforeAll, with a generous timeout of its own.
  */
 import { execFile, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -57,6 +57,27 @@ const publicWorkspaces = rootManifest.workspaces
  */
 const childEnv = (): NodeJS.ProcessEnv =>
   Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.toLowerCase().startsWith('npm_') && !key.startsWith('TRADESYNC_')));
+
+/** The newest modification time of the files under `dir` (0 when it does not exist). */
+function newest(dir: string): number {
+  if (!existsSync(dir)) return 0;
+  let time = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (entry.isFile()) time = Math.max(time, statSync(join(entry.parentPath, entry.name)).mtimeMs);
+  }
+  return time;
+}
+
+/**
+ * The public packages whose dist is missing or older than a source file. Only they call
+ * for a build: `npm test` has just built everything, and rebuilding under the other test
+ * files would empty the dashboard's dist while a browser test loads it.
+ */
+const staleBuilds = (): string[] =>
+  rootManifest.workspaces.filter((dir) => {
+    const manifest = readJson<Manifest & { scripts?: Record<string, string> }>(join(REPO, dir, 'package.json'));
+    return manifest.private !== true && manifest.scripts?.build !== undefined && newest(join(REPO, dir, 'src')) > newest(join(REPO, dir, 'dist'));
+  });
 
 /** Runs a command to its end; resolves with its exit code and output, never rejects on a failure exit. */
 function run(command: string, args: readonly string[], cwd: string): Promise<RunResult> {
@@ -154,7 +175,8 @@ describe('the published packages, installed from their tarballs into a fresh pro
     mkdirSync(app);
     mkdirSync(tarballs);
 
-    await mustRun(process.execPath, ['scripts/build.mjs'], REPO);
+    if (staleBuilds().length > 0) await mustRun(process.execPath, ['scripts/build.mjs'], REPO);
+    expect(staleBuilds()).toEqual([]);
     const packArgs = ['pack', '--json', '--pack-destination', tarballs, ...publicWorkspaces.flatMap((m) => ['-w', m.name])];
     const report = JSON.parse(await mustRun('npm', packArgs, REPO)) as { name: string; filename: string; files: { path: string }[] }[];
     packed = report.map((entry) => {
