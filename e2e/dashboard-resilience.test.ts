@@ -1,7 +1,11 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
+import { EmbeddedEngine } from '@tradesync/server';
 import { httpJson } from '@tradesync/testing';
+import { UnreadableStreamsEngine } from '@tradesync/testing/unreadable-engine';
 import { ARTIFACTS, countSockets, deskEvents, launchBrowser, marketHistory, publishAll, startDeskGateway, type DeskGateway } from './support/desk.js';
 
 /**
@@ -116,6 +120,51 @@ describe('the dashboard stays true', { timeout: 90_000 }, () => {
     await page.getByText('State synchronized').waitFor({ timeout: 15_000 });
     await expect.poll(() => banner.count()).toBe(0);
     await expect.poll(() => page.locator('tr[data-order-id="ord-demo-2"]').count()).toBe(0);
+    await page.close();
+  });
+
+  it('when one stream of the account cannot sync, the banner names it alone, and Force Sync asks again only for it', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'tradesync-desk-partial-'));
+    const engine = new UnreadableStreamsEngine(new EmbeddedEngine({ dataDir }));
+    await using gw = await startDeskGateway({ dataDir, engine });
+    await publishAll(gw.url, deskEvents('demo'));
+    const page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
+    const subscribes: string[] = [];
+    page.on('websocket', (ws) =>
+      ws.on('framesent', ({ payload }) => {
+        const frame = typeof payload === 'string' ? (JSON.parse(payload) as { type?: string; data?: { stream?: string } }) : {};
+        if (frame.type === 'subscribe' && frame.data?.stream) subscribes.push(frame.data.stream);
+      }),
+    );
+    await page.goto(`${gw.url}/`);
+    await expect.poll(() => statusText(page), { timeout: 15_000 }).toBe('Live');
+    await expect.poll(() => page.locator('[data-testid="orders-table"] tr[data-order-id]').count()).toBe(4);
+    const streams = [...new Set(subscribes)];
+    expect(streams).toEqual(expect.arrayContaining(['orders:demo', 'portfolio:demo', 'signals:demo']));
+
+    // The log behind signals:demo goes away; the gateway finds out when it re-reads it.
+    await engine.breakStreams('signals:demo');
+    await expect.poll(() => gw.gateway.store.unavailable('signals:demo')).toBeDefined();
+    await page.getByRole('button', { name: 'Force Sync' }).click();
+    const banner = page.getByTestId('sync-banner');
+    await banner.waitFor({ timeout: 20_000 });
+    const text = (await banner.textContent()) ?? '';
+    expect(text).toContain('Could not synchronize signals:demo');
+    for (const other of streams.filter((s) => s !== 'signals:demo')) expect(text).not.toContain(other);
+    // Every other panel synced: the orders are there.
+    expect(await page.locator('[data-testid="orders-table"] tr[data-order-id]').count()).toBe(4);
+    await page.screenshot({ path: `${ARTIFACTS}/sync-partially-failed.png` });
+
+    engine.heal();
+    await expect.poll(() => gw.gateway.store.unavailable('signals:demo'), { timeout: 10_000 }).toBeUndefined();
+    await publishAll(gw.url, [{ stream: 'signals:demo', type: 'signal:new', data: { id: 'sig-after-heal', symbol: 'ETH-USD', pattern_type: 'SPRING', confidence_score: 81, status: 'pending', session_id: 'demo-s1', created_at: new Date().toISOString(), side: 'buy', entry_price: '2250.00', stop_loss: '2223.00', target_price: '2304.00', quantity: '0.250', risk_reward: '2.00', phase: 'C' } }]);
+    const before = subscribes.length;
+    await banner.getByRole('button', { name: 'Force Sync' }).click();
+    await page.getByText('State synchronized').waitFor({ timeout: 15_000 });
+    await expect.poll(() => banner.count()).toBe(0);
+    // Only what failed was asked again.
+    expect(subscribes.slice(before)).toEqual(['signals:demo']);
+    await expect.poll(() => page.locator('[data-signal-id="sig-after-heal"]').count()).toBe(1);
     await page.close();
   });
 });

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import type { CommandHandler } from '@tradesync/server';
+import type { CommandHandler, Engine } from '@tradesync/server';
 import { publish, startGateway, type TestGateway } from '@tradesync/testing';
 
 /**
@@ -42,7 +42,7 @@ export interface DeskGateway extends TestGateway {
 }
 
 /** Starts a gateway serving the built dashboard, with the test command handler. */
-export async function startDeskGateway(options: { port?: number; dataDir?: string; keepData?: boolean; positionIntervalMs?: number } = {}): Promise<DeskGateway> {
+export async function startDeskGateway(options: { port?: number; dataDir?: string; keepData?: boolean; positionIntervalMs?: number; engine?: Engine } = {}): Promise<DeskGateway> {
   assertDashboardBuilt();
   const commands = new TestCommands();
   const gw = await startGateway(
@@ -51,7 +51,7 @@ export async function startDeskGateway(options: { port?: number; dataDir?: strin
       ...(options.port ? { port: options.port } : {}),
       ...(options.positionIntervalMs !== undefined ? { positionIntervalMs: options.positionIntervalMs } : {}),
     },
-    { commands, ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(options.keepData ? { keepData: true } : {}) },
+    { commands, ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(options.keepData ? { keepData: true } : {}), ...(options.engine ? { engine: options.engine } : {}) },
   );
   commands.gateway = gw;
   return Object.assign(gw, { commands });

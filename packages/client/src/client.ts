@@ -52,6 +52,13 @@ export interface ClientEvents extends Record<string, unknown[]> {
  * machines), `Commands` (optimistic), `DegradedPoller` (HTTP while the socket is
  * down). This class wires them and routes each incoming message to one of them.
  */
+/** What `stateSync()` answers: seed 000's `{success, data}`, with `error` when a part failed. */
+export interface StateSyncResult {
+  readonly success: boolean;
+  readonly error?: { readonly code: string; readonly message: string };
+  readonly data: StateSyncData;
+}
+
 export interface SubscribeParams {
   /** The seed's session filter, passed to the server as `params.session_id`. */
   readonly sessionId?: string;
@@ -258,9 +265,12 @@ export class TradeSyncClient {
     return this.#streams.list();
   }
 
-  /** Fresh snapshots of every subscribed stream; resolves when all are synced again. */
-  async forceSync(): Promise<void> {
-    await this.#streams.forceSync();
+  /**
+   * Fresh snapshots of every subscribed stream, or only of those named (say, the ones a
+   * `sync_failed` reported); resolves when they are synced again.
+   */
+  async forceSync(streams?: Iterable<string>): Promise<void> {
+    await this.#streams.forceSync(streams);
   }
 
   /** A page of a stream's events over REST (`GET /api/v1/streams/<stream>/events`); 410 throws `HistoryTrimmedError`. */
@@ -277,13 +287,18 @@ export class TradeSyncClient {
     return this.#requests.request(type, data, retries);
   }
 
-  /** The seed's `state_sync_request`: positions, active signals, strategies, indicators, orders. */
-  async stateSync(params: { sessionId?: string; account?: string } = {}): Promise<StateSyncData> {
+  /**
+   * The seed's `state_sync_request`: positions, active signals, strategies, indicators,
+   * orders. `success` is false when a part could not be built (its stream's log cannot be
+   * read right now): that part is null in `data`, `data.failed_streams` names its stream
+   * and `error` sums it up; the other parts are current.
+   */
+  async stateSync(params: { sessionId?: string; account?: string } = {}): Promise<StateSyncResult> {
     const reply = await this.#requests.request('state_sync_request', {
       ...(params.sessionId ? { session_id: params.sessionId } : {}),
       ...(params.account ? { account: params.account } : {}),
     });
-    return reply.data;
+    return { success: reply.success, ...(reply.error ? { error: reply.error } : {}), data: reply.data };
   }
 
   /** `get_initial_state` with the parts named (all when omitted). */

@@ -1,4 +1,4 @@
-export { TradeSyncClient, httpBase, type ClientEvents, type CommandOptions, type CommandResult, type CommandUpdate, type DivergedInfo, type FreshnessCounts, type LostInfo, type StreamFreshness, type StreamHandle, type SubscribeParams } from './client.js';
+export { TradeSyncClient, httpBase, type ClientEvents, type CommandOptions, type CommandResult, type CommandUpdate, type DivergedInfo, type FreshnessCounts, type LostInfo, type StreamFreshness, type StateSyncResult, type StreamHandle, type SubscribeParams } from './client.js';
 export { getClient, releaseClient } from './registry.js';
 export { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
 export { ClientClosedError, ConnectionLostError, RequestTimeoutError, ServerError, TradeSyncError } from './errors.js';

@@ -211,9 +211,10 @@ export class Streams {
     }
   }
 
-  /** Fresh snapshots of every subscribed stream; resolves when all are synced again. */
-  async forceSync(): Promise<void> {
-    await Promise.all([...this.#subs.values()].map((sub) => this.sync(sub, 'fresh')));
+  /** Fresh snapshots of the streams named (every subscribed stream when omitted); resolves when they are synced again. */
+  async forceSync(streams?: Iterable<string>): Promise<void> {
+    const subs = streams === undefined ? [...this.#subs.values()] : [...new Set(streams)].flatMap((name) => this.#subs.get(name) ?? []);
+    await Promise.all(subs.map((sub) => this.sync(sub, 'fresh')));
   }
 
   /* ------------------------------------------------------------------ sync */

@@ -133,7 +133,9 @@ describe('the client against real gateways', () => {
     const portfolio = offsetsOf(client, 'portfolio:acme');
     await vi.waitFor(() => expect(orders.synced.length + portfolio.synced.length).toBe(2));
 
-    const sync = await client.stateSync({ account: 'acme' });
+    const { success, data: sync } = await client.stateSync({ account: 'acme' });
+    expect(success).toBe(true);
+    expect(sync.failed_streams).toEqual([]);
     expect(sync.positions).toEqual([expect.objectContaining({ symbol: 'BTC-USD' })]);
     expect(sync.pending_orders).toEqual([expect.objectContaining({ order_id: 'ord-x' })]);
     expect(sync.streams['orders:acme']).toEqual(orders.handle.position);

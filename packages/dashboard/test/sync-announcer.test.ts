@@ -13,14 +13,16 @@ function harness(initial: ClientStatus['state'] = 'connected', streams = ['order
   let resolveForce: (() => void) | undefined;
   let rejectForce: ((e: Error) => void) | undefined;
   let forced = 0;
+  const forcedStreams: Array<readonly string[] | undefined> = [];
   const sync = new SyncAnnouncer({
     connection: stores.connection,
     streams: () => streams,
     status: () => current,
     schedule: () => scheduled++,
     announce: (t) => toasts.push(t),
-    forceSync: () => {
+    forceSync: (named) => {
       forced++;
+      forcedStreams.push(named);
       return new Promise<void>((res, rej) => {
         resolveForce = res;
         rejectForce = rej;
@@ -41,6 +43,7 @@ function harness(initial: ClientStatus['state'] = 'connected', streams = ['order
     toasts,
     scheduled: () => scheduled,
     forced: () => forced,
+    forcedStreams,
     resolveForce: () => resolveForce?.(),
     rejectForce: () => rejectForce?.(new Error('no')),
     setNow: (t: number) => (now = t),
@@ -114,19 +117,28 @@ describe('the sync announcer', () => {
     expect(h.connection().syncFailure?.streams).toEqual(['orders:demo']);
   });
 
-  it('after a round ended by a failure, Force Sync starts a new one that clears the banner and announces', () => {
+  it('after a round ended by a failure, Force Sync asks again only for the failed streams, then clears the banner and announces', () => {
     const h = harness();
     h.move('reconnecting');
     h.move('connected');
     h.sync.onSynced('orders:demo');
     h.sync.onSyncFailed(failure('signals:demo'));
-    // The round has ended; Force Sync starts a new one, which clears the banner and announces.
+    // The round has ended; Force Sync starts a new one for what failed: orders:demo is current.
     h.sync.forceSync();
+    expect(h.forcedStreams).toEqual([['signals:demo']]);
+    h.sync.onSynced('signals:demo');
+    expect(h.toasts).toEqual([SYNCHRONIZED]);
+    expect(h.connection()).toMatchObject({ syncFailure: null, forceSyncing: false });
+  });
+
+  it('without a failure, Force Sync asks for every stream and announces when the last is back', () => {
+    const h = harness();
+    h.sync.forceSync();
+    expect(h.forcedStreams).toEqual([undefined]);
     h.sync.onSynced('signals:demo');
     expect(h.toasts).toEqual([]);
     h.sync.onSynced('orders:demo');
     expect(h.toasts).toEqual([SYNCHRONIZED]);
-    expect(h.connection()).toMatchObject({ syncFailure: null, forceSyncing: false });
   });
 
   it('shows Force Sync as busy until the client’s force sync settles, success or not', async () => {

@@ -125,23 +125,36 @@ export type SubscribedMessage = z.infer<typeof SubscribedMessage>;
 
 export const UnsubscribedMessage = z.looseObject({ type: z.literal('unsubscribed'), ...reply, stream: z.string() });
 
+/** A stream whose part of a state sync could not be built (its part is null). */
+export const FailedStream = z.object({ stream: z.string(), code: z.string(), message: z.string() });
+export type FailedStream = z.infer<typeof FailedStream>;
+
+/**
+ * An account's whole picture. Each part comes from one stream; a part that could not be
+ * built now (its stream's log cannot be re-read) is null and its stream is named in
+ * `failed_streams`, while the rest is served.
+ */
 export const StateSyncData = z.looseObject({
   timestamp: IsoTime,
   account: z.string().optional(),
   session_id: z.string().nullable(),
-  positions: z.array(z.record(z.string(), z.unknown())),
-  active_signals: z.array(z.record(z.string(), z.unknown())),
-  state_machine_state: z.array(z.record(z.string(), z.unknown())),
-  indicator_values: z.record(z.string(), z.record(z.string(), z.string())),
-  pending_orders: z.array(z.record(z.string(), z.unknown())),
+  positions: z.array(z.record(z.string(), z.unknown())).nullable(),
+  active_signals: z.array(z.record(z.string(), z.unknown())).nullable(),
+  state_machine_state: z.array(z.record(z.string(), z.unknown())).nullable(),
+  indicator_values: z.record(z.string(), z.record(z.string(), z.string())).nullable(),
+  pending_orders: z.array(z.record(z.string(), z.unknown())).nullable(),
   streams: z.record(z.string(), StreamPositionSchema),
+  /** The streams whose parts are null, with why; empty when `success`. */
+  failed_streams: z.array(FailedStream),
 });
 export type StateSyncData = z.infer<typeof StateSyncData>;
 
+/** `success: false` with `error` when a part could not be built (`UNAVAILABLE`); `data` then holds the parts that could. */
 export const StateSyncResponseMessage = z.looseObject({
   type: z.literal('state_sync_response'),
   ...reply,
   success: z.boolean(),
+  error: z.object({ code: z.string(), message: z.string() }).optional(),
   data: StateSyncData,
 });
 

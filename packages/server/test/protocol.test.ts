@@ -1,6 +1,11 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { INITIAL_STATE_PARTS, parseServerMessage } from '@tradesync/protocol';
-import { balance, indicator, instance, order, position, publish, signal, startGateway, TestClient, tick, type Message } from '@tradesync/testing';
+import { EmbeddedEngine } from '@tradesync/server';
+import { balance, http, indicator, instance, order, position, publish, signal, startGateway, TestClient, tick, type Message } from '@tradesync/testing';
+import { UnreadableStreamsEngine } from '@tradesync/testing/unreadable-engine';
 
 const UTC_ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -200,6 +205,48 @@ describe('state_sync_request', () => {
     expect(data.active_signals!.map((s) => s.id)).toEqual(['sig-a']);
     expect(data.state_machine_state!.map((s) => s.instance_id)).toEqual(['inst-a']);
     expect(data.pending_orders!.map((s) => s.order_id)).toEqual(['ord-a']);
+  });
+});
+
+describe('state_sync_request when a part cannot be built', () => {
+  it('says success: false with UNAVAILABLE, names the stream in failed_streams with its part null, and serves the rest; REST and subscribe agree; all heals', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'tradesync-partial-'));
+    const engine = new UnreadableStreamsEngine(new EmbeddedEngine({ dataDir }));
+    await using gw = await startGateway({}, { engine, dataDir });
+    const ord = order('demo');
+    await publish(gw.url, [position('demo'), signal('demo'), ord, instance('demo'), indicator('demo')]);
+    await engine.breakStreams('signals:demo');
+    // The gateway re-reads the stream and finds it cannot: it knows its copy is behind.
+    await vi.waitFor(() => expect(gw.gateway.store.unavailable('signals:demo')).toBeDefined());
+    await using client = await TestClient.connect(gw.wsUrl);
+
+    const reply = await client.request('state_sync_request', {});
+    expect(parseServerMessage(reply).success).toBe(true);
+    expect(reply).toMatchObject({ type: 'state_sync_response', success: false, error: { code: 'UNAVAILABLE' } });
+    const data = reply.data as Record<string, unknown>;
+    expect(data.failed_streams).toEqual([{ stream: 'signals:demo', code: 'UNAVAILABLE', message: expect.stringContaining('signals:demo') }]);
+    expect(data.active_signals).toBeNull();
+    expect(data.positions).toEqual([expect.objectContaining({ symbol: 'BTC-USD' })]);
+    expect(data.pending_orders).toEqual([expect.objectContaining({ order_id: ord.data.order_id })]);
+    expect(data.state_machine_state).toHaveLength(1);
+    expect(data.indicator_values).toEqual({ 'BTC-USD': { rsi: '55.5' } });
+
+    const rest = await http(gw.url, '/api/state/snapshot?streams=signals:demo,orders:demo');
+    expect(rest.status).toBe(200);
+    expect(rest.body).toMatchObject({ success: false, error: { code: 'UNAVAILABLE' }, active_signals: null, failed_streams: [{ stream: 'signals:demo' }] });
+    expect(Object.keys(rest.body.snapshots as object)).toEqual(['orders:demo']);
+
+    // A subscription is refused rather than served a copy known to be behind; the others work.
+    await expect(client.request('subscribe', { stream: 'signals:demo' })).resolves.toMatchObject({ type: 'error', error: { code: 'UNAVAILABLE', message: expect.stringContaining('signals:demo') } });
+    await expect(client.request('subscribe', { stream: 'orders:demo' })).resolves.toMatchObject({ type: 'subscribed', offset: 1 });
+
+    engine.heal();
+    // The gateway retries on its own and the stream is whole again.
+    await vi.waitFor(() => expect(gw.gateway.store.unavailable('signals:demo')).toBeUndefined(), { timeout: 5000 });
+    const healed = await client.request('state_sync_request', {});
+    expect(healed).toMatchObject({ success: true, data: { failed_streams: [], active_signals: [expect.objectContaining({ status: 'pending' })] } });
+    expect(healed).not.toHaveProperty('error');
+    await expect(client.request('subscribe', { stream: 'signals:demo' })).resolves.toMatchObject({ type: 'subscribed', offset: 1 });
   });
 });
 

@@ -108,7 +108,9 @@ describe('GET /api/state/snapshot', () => {
     await using client = await TestClient.connect(gw.wsUrl);
     const ws = await client.request('state_sync_request', { account: 'acme', session_id: 'S2' });
     const { timestamp: _a, ...overWs } = ws.data as Record<string, unknown>;
-    const { timestamp: _b, ...overRest } = acme.body;
+    // REST carries the reply's `success` beside the data.
+    const { timestamp: _b, success, ...overRest } = acme.body;
+    expect(success).toBe(ws.success);
     expect(overRest).toEqual(overWs);
   });
 

@@ -88,7 +88,7 @@ export class Desk {
       status: () => client.status,
       schedule: () => this.#frames.schedule('status'),
       announce: (toast) => notifications.always(toast),
-      forceSync: () => client.forceSync(),
+      forceSync: (streams) => client.forceSync(streams),
       now,
     });
     this.#commands = new CommandDesk({
@@ -141,7 +141,7 @@ export class Desk {
     this.#feed.setAccount(account);
   }
 
-  /** Fresh snapshots of every stream; "State synchronized" when all are back. */
+  /** Fresh snapshots (of the failed streams only while the banner names some); "State synchronized" when all are back. */
   forceSync(): void {
     this.#sync.forceSync();
   }

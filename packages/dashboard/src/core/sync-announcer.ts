@@ -7,7 +7,8 @@ import type { ConnectionState } from './stores.js';
  * The connection store and what the page says about syncing. After a reconnect (or
  * a Force Sync) every stream resyncs; when the last one is back and none failed, the
  * page says "State synchronized" once. A stream that cannot sync puts a banner up
- * (with Force Sync and refresh), which comes down stream by stream as they sync.
+ * naming it (with Force Sync, which then retries only the failed streams, and refresh),
+ * which comes down stream by stream as they sync.
  *
  * A round of syncs is the set of streams still expected; it is started only by a
  * *re*connect (a connection that was up, went down and came back), never by the
@@ -23,8 +24,8 @@ interface SyncAnnouncerOptions {
   readonly schedule: () => void;
   /** A toast shown whatever the toast settings ("State synchronized"). */
   readonly announce: (toast: ToastSpec) => void;
-  /** Fresh snapshots of every stream (the client's `forceSync`). */
-  readonly forceSync: () => Promise<void>;
+  /** Fresh snapshots of the streams named, or of every stream (the client's `forceSync`). */
+  readonly forceSync: (streams?: readonly string[]) => Promise<void>;
   readonly now: () => number;
 }
 
@@ -86,12 +87,17 @@ export class SyncAnnouncer {
     this.#settle(info.stream);
   }
 
-  /** Fresh snapshots of every stream; "State synchronized" when all are back. */
+  /**
+   * Fresh snapshots; "State synchronized" when all are back. While the banner names
+   * streams that failed, only those are asked again (the others are current); else every stream.
+   */
   forceSync(): void {
-    this.#startRound();
+    const failed = this.#store.getState().syncFailure?.streams;
+    const streams = failed && failed.length > 0 ? [...failed] : undefined;
+    this.#round = new Set(streams ?? this.#options.streams());
     this.#store.setState({ forceSyncing: true });
     const done = () => this.#store.setState({ forceSyncing: false });
-    this.#options.forceSync().then(done, done);
+    this.#options.forceSync(streams).then(done, done);
   }
 
   /** The banner's streams belong to an account the page left. */

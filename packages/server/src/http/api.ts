@@ -13,7 +13,7 @@ import { runCommand } from '../commands.js';
 import type { GatewayContext } from '../context.js';
 import type { StoredEvent } from '../engines/engine.js';
 import { validateEvents } from '../publish.js';
-import { buildStateSync } from '../state/views.js';
+import { buildStateSync, stateSyncOutcome, unavailableStream } from '../state/views.js';
 import { sendError } from './errors.js';
 import type { Access } from './principal.js';
 
@@ -59,18 +59,26 @@ export function registerApi(base: FastifyInstance, ctx: GatewayContext, { access
     const account = accountOf(req, reply, req.query.account);
     if (!account) return reply;
     const sync = buildStateSync(ctx.store, account, req.query.session_id || undefined);
-    if (!req.query.streams) return sync;
+    if (!req.query.streams) return { ...stateSyncOutcome(sync), ...sync };
     // `streams=a,b`: also the exact state of each stream with its position, so a client
     // whose socket is down (degraded mode) can replace its replicas and later resume.
+    // A stream this node knows to be behind its log is left out and named as failed.
     const snapshots: Record<string, { epoch: string; offset: number; state: unknown }> = {};
+    const failed = [...sync.failed_streams];
     for (const name of req.query.streams.split(',').filter(Boolean).slice(0, 100)) {
       const ref = parseStream(name);
       if (!ref) return sendError(reply, 400, ErrorCode.INVALID_STREAM, `unknown or malformed stream "${name}"`);
       if (!canReadStream(principal, ref)) return sendError(reply, 403, ErrorCode.FORBIDDEN, `not allowed to read ${name}`);
+      const why = ctx.store.unavailable(ref.name);
+      if (why !== undefined) {
+        if (!failed.some((f) => f.stream === ref.name)) failed.push(unavailableStream(ref.name, why));
+        continue;
+      }
       const entry = await ctx.store.entry(ref);
       snapshots[name] = { epoch: entry.epoch, offset: entry.head, state: entry.state };
     }
-    return { ...sync, snapshots };
+    const withSnapshots = { ...sync, failed_streams: failed };
+    return { ...stateSyncOutcome(withSnapshots), ...withSnapshots, snapshots };
   });
 
   const sinceInvalid = 'since must be an ISO-8601 time';

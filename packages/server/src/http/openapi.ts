@@ -47,7 +47,11 @@ type Tag = keyof typeof TAGS;
 /* The answers, as the handlers in api.ts and ops.ts build them: loose, as readers should be (a newer gateway may add fields). */
 
 const StreamSnapshots = z.record(z.string(), Snapshot);
-const SnapshotResponse = StateSyncData.extend({ snapshots: StreamSnapshots.optional() });
+const SnapshotResponse = StateSyncData.extend({
+  success: z.boolean(),
+  error: z.object({ code: z.string(), message: z.string() }).optional(),
+  snapshots: StreamSnapshots.optional(),
+});
 const SignalsResponse = z.looseObject({ account: z.string(), signals: z.array(Signal), epoch: z.string().nullable(), offset: z.number().int().nonnegative() });
 const PatternResponse = z.looseObject({ account: z.string(), pattern: Pattern });
 const TrimmedBody = RestErrorBody.extend({ epoch: z.string(), first_offset: z.number().int().nonnegative(), head: z.number().int().nonnegative() });
@@ -105,7 +109,7 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc | 'hidden'>> = {
   'GET /api/state/snapshot': {
     summary: 'The whole picture of an account',
     description:
-      'The same data as the WebSocket `state_sync_response`. With `streams=a,b` also `snapshots`: the exact state of each stream with its position, which clients use while their socket is down and later resume from.',
+      'The same data as the WebSocket `state_sync_response`. With `streams=a,b` also `snapshots`: the exact state of each stream with its position, which clients use while their socket is down and later resume from. A part whose stream cannot be read from the event log right now is null (a named stream is left out of `snapshots`), the stream is listed in `failed_streams`, and `success` is false with an `UNAVAILABLE` error; the rest is served (200).',
     tags: ['state'],
     security: 'api',
     responses: { 200: { description: 'The account\'s state', schema: SnapshotResponse }, 400: BAD_REQUEST, 401: UNAUTHORIZED, 403: FORBIDDEN, 503: UNAVAILABLE },

@@ -75,6 +75,11 @@ export class StreamStore extends EventEmitter<StoreEvents> {
   readonly #catchingUp = new Set<string>();
   /** Streams to catch up once more when their current catch-up ends (a reset was reported meanwhile, or it failed). */
   readonly #again = new Set<string>();
+  /**
+   * Streams whose last catch-up failed, with why: their log could not be re-read, so
+   * what this node holds is known to be behind. Cleared by the next catch-up that succeeds.
+   */
+  readonly #unavailable = new Map<string, string>();
   #closed = false;
   readonly #unsubscribe: Array<() => void> = [];
 
@@ -154,6 +159,14 @@ export class StreamStore extends EventEmitter<StoreEvents> {
       const timer = setTimeout(done, timeoutMs);
       this.on('events', check);
     });
+  }
+
+  /**
+   * Why a stream cannot be served as current right now (its log could not be re-read
+   * after a gap or a reset; the store keeps retrying), or undefined when it can.
+   */
+  unavailable(name: string): string | undefined {
+    return this.#unavailable.get(name);
   }
 
   /** State of a stream now; the initial state for a stream without events. */
@@ -257,8 +270,10 @@ export class StreamStore extends EventEmitter<StoreEvents> {
           this.#applyInOrder(entry, result.events.filter((event) => sequencer.take(event) === 'applied'));
         }
       }
+      this.#unavailable.delete(entry.name);
     } catch (err) {
       this.log.error({ err, stream: entry.name }, 'catching up a stream failed');
+      this.#unavailable.set(entry.name, err instanceof Error ? err.message : String(err));
       // Retry, but not at once: the engine is most likely unreachable right now (a shared
       // engine can be), and re-reading the gap straight away would spin.
       if (!(err instanceof StateRebuildError)) {

@@ -1,6 +1,9 @@
 import {
   ACCOUNT_STREAM_KINDS,
+  ErrorCode,
   streamName,
+  type FailedStream,
+  type AccountStreamKind,
   type OrdersState,
   type PortfolioState,
   type SignalsState,
@@ -19,22 +22,40 @@ const bySession = (sessionId: string | undefined) => (entity: { session_id?: unk
   sessionId === undefined || entity.session_id === sessionId;
 
 export function buildStateSync(store: StreamStore, account: string, sessionId: string | undefined): StateSyncData {
-  const portfolio = store.stateOf(streamName('portfolio', account)) as PortfolioState;
-  const orders = store.stateOf(streamName('orders', account)) as OrdersState;
-  const signals = store.stateOf(streamName('signals', account)) as SignalsState;
-  const machines = store.stateOf(streamName('state_machines', account)) as StateMachinesState;
-  const indicators = store.stateOf(streamName('indicators', account)) as IndicatorsState;
-  return {
+  const failed: FailedStream[] = [];
+  // A part comes from one stream; a stream this node knows to be behind its log gives null.
+  const part = <S, T>(kind: AccountStreamKind, build: (state: S) => T): T | null => {
+    const name = streamName(kind, account);
+    const why = store.unavailable(name);
+    if (why === undefined) return build(store.stateOf(name) as S);
+    failed.push(unavailableStream(name, why));
+    return null;
+  };
+  const inSession = bySession(sessionId);
+  const data = {
     timestamp: new Date().toISOString(),
     account,
     session_id: sessionId ?? null,
-    positions: Object.values(portfolio.positions),
-    active_signals: Object.values(signals.signals).filter((s) => s.status === 'pending').filter(bySession(sessionId)),
-    state_machine_state: Object.values(machines.instances).filter(bySession(sessionId)),
-    indicator_values: indicators.indicators,
-    pending_orders: Object.values(orders.orders).filter(bySession(sessionId)),
+    positions: part('portfolio', (s: PortfolioState) => Object.values(s.positions)),
+    active_signals: part('signals', (s: SignalsState) => Object.values(s.signals).filter((x) => x.status === 'pending').filter(inSession)),
+    state_machine_state: part('state_machines', (s: StateMachinesState) => Object.values(s.instances).filter(inSession)),
+    indicator_values: part('indicators', (s: IndicatorsState) => s.indicators),
+    pending_orders: part('orders', (s: OrdersState) => Object.values(s.orders).filter(inSession)),
     streams: streamPositions(store, account),
   };
+  return { ...data, failed_streams: failed };
+}
+
+/** A stream whose log cannot be re-read now (see StreamStore.unavailable), as a state sync names it. */
+export function unavailableStream(name: string, why: string): FailedStream {
+  return { stream: name, code: ErrorCode.UNAVAILABLE, message: `${name} cannot be read from the event log right now: ${why}` };
+}
+
+/** `success` and, when a part failed, the `error` that sums it up (seed 000's `success: false`). */
+export function stateSyncOutcome(sync: StateSyncData): { success: boolean; error?: { code: string; message: string } } {
+  const failed = sync.failed_streams;
+  if (failed.length === 0) return { success: true };
+  return { success: false, error: { code: ErrorCode.UNAVAILABLE, message: `could not build the part${failed.length > 1 ? 's' : ''} of ${failed.map((f) => f.stream).join(', ')}; the rest is current` } };
 }
 
 /** `{epoch, offset}` of each of an account's streams, so a client knows where the data stands. */

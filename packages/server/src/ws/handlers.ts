@@ -17,7 +17,7 @@ import type { z } from 'zod';
 import { AuthError, canReadStream, resolveAccount, type Principal } from '../auth.js';
 import { runCommand } from '../commands.js';
 import { EngineUnavailableError } from '../engines/engine.js';
-import { balancesPart, buildStateSync, ordersPart, portfolioPart } from '../state/views.js';
+import { balancesPart, buildStateSync, ordersPart, portfolioPart, stateSyncOutcome, unavailableStream } from '../state/views.js';
 import type { GatewayContext } from '../context.js';
 import { MAX_NESTING, nestedDeeperThan } from '../nesting.js';
 import type { Connection } from './connection.js';
@@ -149,6 +149,10 @@ export class MessageHandlers {
       }
       const { maxRecoveryEvents } = this.ctx.config.history;
       const entry = await this.ctx.store.entry(ref);
+      // What this node holds of the stream is known to be behind its log: no snapshot or
+      // resume from it (it would be served as current); the client retries later.
+      const unavailable = this.ctx.store.unavailable(ref.name);
+      if (unavailable !== undefined) return conn.sendError(ErrorCode.UNAVAILABLE, unavailableStream(ref.name, unavailable).message, id);
       const since = data.since;
       if (since && since.epoch === entry.epoch && since.offset > entry.head) {
         // The client saw more than this node has applied (it comes from a node ahead of
@@ -185,7 +189,8 @@ export class MessageHandlers {
     state_sync_request: (conn, data, id) => {
       const account = this.#account(conn, data.account, id);
       if (account === undefined) return;
-      conn.send('state_sync_response', { success: true, data: buildStateSync(this.ctx.store, account, data.session_id) }, id);
+      const sync = buildStateSync(this.ctx.store, account, data.session_id);
+      conn.send('state_sync_response', { ...stateSyncOutcome(sync), data: sync }, id);
     },
 
     get_initial_state: (conn, data, id) => {
