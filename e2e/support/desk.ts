@@ -242,13 +242,22 @@ export async function publishAll(baseUrl: string, events: unknown[], chunk = 500
   }
 }
 
-/** Counts the page's WebSockets for its whole life. */
-export function countSockets(page: Page): { readonly count: number; readonly urls: string[] } {
+/** Counts the page's WebSockets for its whole life, and the most that were open at once. */
+export function countSockets(page: Page): { readonly count: number; readonly maxOpen: number; readonly urls: string[] } {
   const urls: string[] = [];
-  page.on('websocket', (ws) => urls.push(ws.url()));
+  let open = 0;
+  let maxOpen = 0;
+  page.on('websocket', (ws) => {
+    urls.push(ws.url());
+    maxOpen = Math.max(maxOpen, ++open);
+    ws.on('close', () => open--);
+  });
   return {
     get count() {
       return urls.length;
+    },
+    get maxOpen() {
+      return maxOpen;
     },
     urls,
   };

@@ -46,6 +46,12 @@ export interface ClientOptions {
   readonly degradedPollMs?: number;
   /** Most live events buffered for one stream while it syncs; beyond, it resyncs. @default 10000 */
   readonly maxBufferedEvents?: number;
+  /**
+   * Applying one live event and running its listeners for longer than this logs a
+   * warning (seed 002: "log a warning if processing time >100 ms for a single event"),
+   * at most one every 10 s with the count of slow events meanwhile. 0 turns it off. @default 100
+   */
+  readonly slowEventMs?: number;
   /** Connect on creation. @default true */
   readonly autoConnect?: boolean;
   readonly logger?: Logger;
@@ -87,6 +93,7 @@ export function resolveOptions(options: ClientOptions): ResolvedOptions {
     optimisticTimeoutMs: options.optimisticTimeoutMs ?? 10_000,
     degradedPollMs: options.degradedPollMs ?? 5000,
     maxBufferedEvents: options.maxBufferedEvents ?? 10_000,
+    slowEventMs: options.slowEventMs ?? 100,
     autoConnect: options.autoConnect ?? true,
     logger: options.logger ?? consoleLogger,
     random: options.random ?? Math.random,

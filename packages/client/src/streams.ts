@@ -84,10 +84,16 @@ export interface FreshnessCounts {
  * listener-ordering rules and the state machine's transitions; split apart, each half
  * would need the other's internals. Degraded polling lives in degraded.ts.
  */
+/** At most one slow-event warning per this long (each says how many were not logged). */
+const SLOW_EVENT_LOG_MS = 10_000;
+
 export class Streams {
   readonly #subs = new Map<string, Subscription>();
   readonly #deps: StreamsDeps;
   #runs = 0;
+  /** When the last slow-event warning was logged (performance.now), and slow events since, not logged. */
+  #slowLoggedAt = Number.NEGATIVE_INFINITY;
+  #slowSuppressed = 0;
   /** The server's `stream_position` interval on this connection (0: it sends none, so nothing is judged stale). */
   #positionIntervalMs = 0;
   #watch: ReturnType<StreamsDeps['options']['timers']['setInterval']> | undefined;
@@ -316,6 +322,25 @@ export class Streams {
     }
   }
 
+  /** One event took over `slowEventMs` to apply and hand to its listeners: a WARN, at most one per SLOW_EVENT_LOG_MS. */
+  #slowEvent(event: LiveEvent, ms: number): void {
+    const now = performance.now();
+    if (now - this.#slowLoggedAt < SLOW_EVENT_LOG_MS) {
+      this.#slowSuppressed++;
+      return;
+    }
+    this.#deps.options.logger.warn('processing one event took over the limit', {
+      stream: event.stream,
+      type: event.type,
+      offset: event.offset,
+      ms: Math.round(ms),
+      limit_ms: this.#deps.options.slowEventMs,
+      slow_events_since_last_warning: this.#slowSuppressed,
+    });
+    this.#slowLoggedAt = now;
+    this.#slowSuppressed = 0;
+  }
+
   /* ------------------------------------------------------------------ messages */
 
   /** A `subscribed` nobody asked for: the stream's history vanished and the server sent a fresh snapshot. */
@@ -330,9 +355,11 @@ export class Streams {
 
   onLiveEvents(events: readonly LiveEvent[]): void {
     const touched = new Set<Subscription>();
+    const slowMs = this.#deps.options.slowEventMs;
     for (const event of events) {
       const sub = this.#subs.get(event.stream);
       if (!sub) continue;
+      const started = slowMs > 0 ? performance.now() : 0;
       const outcome = sub.replica.applyLive(event);
       if (outcome === 'applied') {
         touched.add(sub);
@@ -343,6 +370,10 @@ export class Streams {
       } else if (outcome === 'gap') {
         this.#deps.options.logger.warn('gap in stream; resyncing', { stream: event.stream, have: sub.replica.offset, got: event.offset });
         void this.sync(sub, 'resume');
+      }
+      if (slowMs > 0) {
+        const ms = performance.now() - started;
+        if (ms > slowMs) this.#slowEvent(event, ms);
       }
     }
     // One state notification per stream per frame, however many events it held.

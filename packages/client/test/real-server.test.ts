@@ -125,6 +125,33 @@ describe('the client against real gateways', () => {
     }
   });
 
+  it('warns when applying one live event and running its listeners takes over 100 ms, at most once per 10 s with the count since', async () => {
+    await using gw = await startGateway();
+    const warnings: Array<{ message: string; context: Record<string, unknown> | undefined }> = [];
+    const client = makeClient({ url: gw.wsUrl, logger: { ...quiet, warn: (message, context) => warnings.push({ message, context }) } });
+    const busy = (ms: number) => {
+      const until = performance.now() + ms;
+      while (performance.now() < until);
+    };
+    const seen: number[] = [];
+    let synced = false;
+    client.subscribe('orders:slow', {
+      onSynced: () => (synced = true),
+      onEvent: (e: LiveEvent) => {
+        seen.push(e.offset);
+        // The 2nd and 3rd events are slow; the 1st and 4th are not.
+        if (e.offset === 2 || e.offset === 3) busy(120);
+      },
+    });
+    await vi.waitFor(() => expect(synced).toBe(true));
+    for (let i = 0; i < 4; i++) await publish(gw.url, [order('slow', { order_id: `o${i}` })]);
+    await vi.waitFor(() => expect(seen).toEqual([1, 2, 3, 4]));
+    const slow = warnings.filter((w) => w.message === 'processing one event took over the limit');
+    expect(slow).toHaveLength(1);
+    expect(slow[0]!.context).toMatchObject({ stream: 'orders:slow', type: 'order:updated', offset: 2, limit_ms: 100, slow_events_since_last_warning: 0 });
+    expect(slow[0]!.context!.ms as number).toBeGreaterThanOrEqual(120);
+  });
+
   it('answers stateSync, getInitialState (and its INVALID_INCLUDE error) and forceSync', async () => {
     await using gw = await startGateway();
     await publish(gw.url, [position('acme'), order('acme', { order_id: 'ord-x' })]);

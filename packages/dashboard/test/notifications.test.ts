@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { initialState, type PortfolioState } from '@tradesync/protocol';
-import { createNotifications, heatUtilization, toastForEvent, type ToastSpec } from '../src/core/notifications.js';
+import { campaignUtilization, createNotifications, heatUtilization, toastForEvent, type ToastSpec } from '../src/core/notifications.js';
 import { createThrottle } from '../src/core/throttle.js';
 
 const signal = (id: string) => ({ type: 'signal:new', data: { id, symbol: 'AAPL', pattern_type: 'SPRING', confidence_score: 82 } });
@@ -62,6 +62,37 @@ describe('toasts for desk events', () => {
     expect(shown).toHaveLength(0);
     n.always({ kind: 'error', title: 'Execute AAPL failed' });
     expect(shown).toHaveLength(1);
+  });
+
+  it('warns "Campaign C-123 at 85%" once per crossing of 80%, per campaign, re-armed under 75%', () => {
+    const { n, shown, advance } = harness();
+    const withCampaigns = (...campaigns: Array<[string, string]>): PortfolioState => ({
+      ...initialState('portfolio'),
+      campaigns: Object.fromEntries(campaigns.map(([id, use]) => [id, { campaign_id: id, risk_allocated: '1.00', positions_count: 1, utilization: use }])),
+    });
+    n.onPortfolio(withCampaigns(['C-123', '79.9'], ['C-7', '10']));
+    n.onPortfolio(withCampaigns(['C-123', '85'], ['C-7', '10']));
+    n.onPortfolio(withCampaigns(['C-123', '90'], ['C-7', '10']));
+    expect(shown.map((t) => [t.kind, t.title])).toEqual([['warning', 'Campaign C-123 at 85%']]);
+    n.onPortfolio(withCampaigns(['C-123', '77'], ['C-7', '81'])); // 77%: not cool enough; C-7 crosses on its own
+    expect(shown.map((t) => t.title)).toEqual(['Campaign C-123 at 85%', 'Campaign C-7 at 81%']);
+    advance(10_000);
+    n.onPortfolio(withCampaigns(['C-123', '60'], ['C-7', '81']));
+    n.onPortfolio(withCampaigns(['C-123', '86'], ['C-7', '81']));
+    expect(shown.map((t) => t.title)).toEqual(['Campaign C-123 at 85%', 'Campaign C-7 at 81%', 'Campaign C-123 at 86%']);
+  });
+
+  it('reads a campaign\'s limit use from utilization, else risk over its limit, else risk as a percent (seed 002)', () => {
+    expect(campaignUtilization({ utilization: '87.00', risk_allocated: '4.35' })).toBe(87);
+    expect(campaignUtilization({ risk_allocated: '4.25', risk_limit: '5.00' })).toBe(85);
+    expect(campaignUtilization({ risk_allocated: '85' })).toBe(85);
+    expect(campaignUtilization({ positions_count: 2 })).toBeUndefined();
+  });
+
+  it('shows a rejected signal at severity error, an executed one as success, a new one as info', () => {
+    expect(toastForEvent({ type: 'signal:rejected', data: { id: 's1', reason: 'risk' } })?.kind).toBe('error');
+    expect(toastForEvent({ type: 'signal:executed', data: { id: 's1' } })?.kind).toBe('success');
+    expect(toastForEvent(signal('s1'))?.kind).toBe('info');
   });
 
   it('warns once when heat crosses 80% of the limit, and again only after it cooled down', () => {

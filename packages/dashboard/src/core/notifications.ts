@@ -34,6 +34,20 @@ export function heatUtilization(portfolio: PortfolioState['portfolio']): number 
   return (max && max.gt(0) ? ratioPercent(heat, max) : heat).round(1).toNumber();
 }
 
+/**
+ * A campaign's use of its risk limit, in percent: its `utilization` when the producer
+ * gives it, else `risk_allocated` over `risk_limit`, else `risk_allocated` read as a
+ * percent already (seed 002's campaign carries only that). Undefined when none is a number.
+ */
+export function campaignUtilization(campaign: Record<string, unknown>): number | undefined {
+  const given = toBig(campaign.utilization);
+  if (given) return given.round(1).toNumber();
+  const risk = toBig(campaign.risk_allocated);
+  if (!risk) return undefined;
+  const limit = toBig(campaign.risk_limit);
+  return (limit && limit.gt(0) ? ratioPercent(risk, limit) : risk).round(1).toNumber();
+}
+
 /** The events that make a toast (the cases of `toastForEvent`). */
 const TOAST_EVENTS: ReadonlySet<string> = new Set(['signal:new', 'signal:executed', 'signal:rejected']);
 
@@ -53,7 +67,7 @@ export function toastForEvent(event: Pick<StreamEvent, 'type' | 'data'>, symbolO
     case 'signal:executed':
       return { kind: 'success', title: `Signal executed${symbol ? `: ${symbol}` : ''}`, signalId: id };
     case 'signal:rejected':
-      return { kind: 'warning', title: `Signal rejected${symbol ? `: ${symbol}` : ''}`, description: typeof d.reason === 'string' ? d.reason : undefined, signalId: id };
+      return { kind: 'error', title: `Signal rejected${symbol ? `: ${symbol}` : ''}`, description: typeof d.reason === 'string' ? d.reason : undefined, signalId: id };
     default:
       return undefined;
   }
@@ -69,6 +83,8 @@ export interface Notifications {
 export function createNotifications(options: NotificationOptions): Notifications {
   const now = options.now ?? Date.now;
   let heatArmed = true;
+  /** Campaigns that crossed 80% and have not cooled under 75% since (warned once per crossing). */
+  const hotCampaigns = new Set<string>();
   const pass = () => options.enabled() && options.throttle.allow(now());
   const offer = (toast: ToastSpec) => {
     if (pass()) options.show(toast);
@@ -88,6 +104,16 @@ export function createNotifications(options: NotificationOptions): Notifications
         offer({ kind: 'warning', title: `Portfolio heat at ${Math.round(utilization)}%`, description: 'Above 80% of the heat limit' });
       } else if (utilization < HEAT_REARM_PERCENT) {
         heatArmed = true;
+      }
+      for (const [id, campaign] of Object.entries(state.campaigns)) {
+        const use = campaignUtilization(campaign);
+        if (use === undefined) continue;
+        if (use > HEAT_WARNING_PERCENT && !hotCampaigns.has(id)) {
+          hotCampaigns.add(id);
+          offer({ kind: 'warning', title: `Campaign ${id} at ${Math.round(use)}%`, description: 'Above 80% of its risk limit' });
+        } else if (use < HEAT_REARM_PERCENT) {
+          hotCampaigns.delete(id);
+        }
       }
     },
     always(toast) {

@@ -1,6 +1,6 @@
 import type { Campaign } from '@tradesync/protocol';
-import { formatMoney, formatPercent, formatSigned, sign, toBig } from '../../core/format.js';
-import { HEAT_WARNING_PERCENT, heatUtilization } from '../../core/notifications.js';
+import { formatMoney, formatPercent, formatSigned, sign } from '../../core/format.js';
+import { campaignUtilization, HEAT_WARNING_PERCENT, heatUtilization } from '../../core/notifications.js';
 import { useData } from '../context.js';
 import { Panel } from '../Panel.js';
 
@@ -57,14 +57,14 @@ export function PortfolioPanel() {
             </tr>
           ) : (
             campaigns.map((c: Campaign) => {
-              const util = toBig((c as Record<string, unknown>).utilization);
+              const util = campaignUtilization(c);
               return (
                 <tr key={c.campaign_id}>
                   <td className="ellipsis" title={c.campaign_id}>
                     {shortId(c.campaign_id)}
                   </td>
                   <td className="num">{formatPercent(c.risk_allocated)}</td>
-                  <td className={`num${util && util.gt(80) ? ' warn' : ''}`}>{formatPercent((c as Record<string, unknown>).utilization)}</td>
+                  <td className={`num${util !== undefined && util > HEAT_WARNING_PERCENT ? ' warn' : ''}`}>{formatPercent((c as Record<string, unknown>).utilization)}</td>
                   <td className="num">{c.positions_count}</td>
                 </tr>
               );
