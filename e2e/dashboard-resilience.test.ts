@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import { EmbeddedEngine } from '@tradesync/server';
-import { httpJson } from '@tradesync/testing';
+import { httpJson, metric } from '@tradesync/testing';
 import { UnreadableStreamsEngine } from '@tradesync/testing/unreadable-engine';
 import { ARTIFACTS, countSockets, deskEvents, launchBrowser, marketHistory, publishAll, startDeskGateway, type DeskGateway } from './support/desk.js';
 
@@ -88,15 +88,18 @@ describe('the dashboard stays true', { timeout: 90_000 }, () => {
     }
   });
 
-  it('"Reconnect now" skips the backoff wait: the page is Live at once instead of after the countdown', async () => {
+  it('"Reconnect now" skips the backoff wait (Live at once, not after the countdown), and the page reports its reconnects and toasts to /metrics', async () => {
     let gw: DeskGateway | undefined = await startDeskGateway({ keepData: true });
     const port = gw.gateway.port;
     const dataDir = gw.dataDir;
     try {
       await publishAll(gw.url, deskEvents('demo'));
       const page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
-      await page.goto(`${gw.url}/`);
+      // Client metrics every second (15 s by default), so the test sees them soon.
+      await page.goto(`${gw.url}/?metricsEveryMs=1000`);
       await expect.poll(() => statusText(page), { timeout: 15_000 }).toBe('Live');
+      // The desk's campaign above 80% made a toast; the page reports it.
+      await expect.poll(() => metric(gw!.url, 'tradesync_client_toasts_shown_total'), { timeout: 5000 }).toBeGreaterThanOrEqual(1);
       await gw.stop();
       // Backoff 1, 2, 4, 8 s (±20%): wait for a countdown of at least 6 s.
       const countdown = page.locator('.countdown');
@@ -105,6 +108,9 @@ describe('the dashboard stays true', { timeout: 90_000 }, () => {
       await page.getByRole('button', { name: 'Reconnect now' }).click();
       // Well before the countdown would have run out.
       await expect.poll(() => statusText(page), { timeout: 4000 }).toBe('Live');
+      // The page reports its failed tries and the reconnect that worked (POST /api/client-metrics).
+      await expect.poll(() => metric(gw!.url, 'tradesync_client_reconnect_successes_total'), { timeout: 5000 }).toBe(1);
+      expect(await metric(gw.url, 'tradesync_client_reconnect_attempts_total')).toBeGreaterThanOrEqual(3);
       await page.close();
     } finally {
       await gw?.stop();

@@ -8,3 +8,4 @@ export type { Timers } from './timers.js';
 export { StreamReplica, type LiveEvent, type LiveOutcome, type SubscribedReply, type SyncResult } from './replica.js';
 export { describeStatus, type ClientStatus, type ConnectionState } from './status.js';
 export type { StateChangeReason, StreamListener, SyncedInfo, SyncFailedInfo } from './subscription.js';
+export { reportClientMetrics, type ClientMetricsOptions, type ClientMetricsReporter } from './client-metrics.js';

@@ -168,11 +168,11 @@ describe('docs/CLIENT.md', () => {
     await vi.waitFor(() => expect(orders.position?.offset).toBe(1));
 
     type Reporter = { toastShown(): void; flush(): Promise<void>; stop(): void };
-    const { reportClientMetrics } = (await import(pathToFileURL(join(dir, FILES['client-metrics-reporter'])).href)) as {
-      reportClientMetrics: (client: TradeSyncClient, endpoint: string, options?: { everyMs?: number }) => Reporter;
+    const { startReporting } = (await import(pathToFileURL(join(dir, FILES['client-metrics-reporter'])).href)) as {
+      startReporting: (client: TradeSyncClient, gateway: string, options?: { everyMs?: number }) => Reporter;
     };
     // Posts only when asked (the default is every 15 s).
-    const reporter = reportClientMetrics(client, `http://127.0.0.1:${port}/api/client-metrics`, { everyMs: 3_600_000 });
+    const reporter = startReporting(client, `http://127.0.0.1:${port}`, { everyMs: 3_600_000 });
     try {
       holdReplies = true;
       await first.stop();

@@ -34,8 +34,11 @@ const dashboard = createDashboard({
   },
 });
 document.documentElement.dataset.theme = dashboard.stores.settings.getState().theme;
-// The last WARN/ERROR lines leave with the page.
-addEventListener('pagehide', () => void dashboard.logger.flush({ keepalive: true }));
+// The last WARN/ERROR lines and client metrics leave with the page.
+addEventListener('pagehide', () => {
+  void dashboard.logger.flush({ keepalive: true });
+  void dashboard.metrics.flush();
+});
 
 const root = document.getElementById('root');
 if (!root) throw new Error('no #root element');

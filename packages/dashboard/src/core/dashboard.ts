@@ -1,4 +1,4 @@
-import { getClient, httpBase, type ClientOptions } from '@tradesync/client';
+import { getClient, httpBase, reportClientMetrics, type ClientMetricsReporter, type ClientOptions } from '@tradesync/client';
 import { isValidAccount } from '@tradesync/protocol';
 import { Desk } from './desk.js';
 import { browserFrame } from './frame.js';
@@ -22,13 +22,16 @@ const FRAME_INTERVAL_MS = 33;
  *
  * URL parameters (for operators and tests): `account`, `token`, `debug` (debug lines
  * in the console), `probe` (keep event-to-screen latencies on `window` for the
- * benchmark), `requestTimeoutMs` (a short one lets a test provoke a sync failure).
+ * benchmark), `requestTimeoutMs` (a short one lets a test provoke a sync failure),
+ * `metricsEveryMs` (how often client metrics are posted).
  */
 export interface Dashboard {
   readonly stores: Stores;
   readonly desk: Desk;
   readonly chart: ChartSeries;
   readonly logger: LogShipper;
+  /** Reconnects, held events and toasts, posted to `POST /api/client-metrics` every 15 s. */
+  readonly metrics: ClientMetricsReporter;
   readonly settings: { update(patch: Partial<Settings>): void; setPanel(id: PanelId, open: boolean): void };
 }
 
@@ -56,6 +59,7 @@ export function createDashboard(env: DashboardEnv): Dashboard {
   const token = params.get('token');
   const logger = createLogShipper({ endpoint: `${base}/api/logs`, debugToConsole: params.has('debug'), ...(token ? { token } : {}) });
   const requestTimeoutMs = Number(params.get('requestTimeoutMs'));
+  const metricsEveryMs = Number(params.get('metricsEveryMs'));
   const options: Omit<ClientOptions, 'url'> = {
     logger,
     ...(Number.isFinite(requestTimeoutMs) && requestTimeoutMs > 0 ? { requestTimeoutMs } : {}),
@@ -68,10 +72,17 @@ export function createDashboard(env: DashboardEnv): Dashboard {
   const chart = new ChartSeries();
   // The toasts' "View details" needs the desk, which needs the notifications: tie the knot late.
   const late: { desk?: Desk } = {};
+  const metrics = reportClientMetrics(client, `${base}/api/client-metrics`, {
+    ...(token ? { token } : {}),
+    ...(Number.isFinite(metricsEveryMs) && metricsEveryMs > 0 ? { everyMs: metricsEveryMs } : {}),
+  });
   const notifications = createNotifications({
     throttle: createThrottle(),
     enabled: () => stores.settings.getState().toasts,
-    show: (toast) => env.showToast(toast, (id) => late.desk?.selectSignal(id)),
+    show: (toast) => {
+      env.showToast(toast, (id) => late.desk?.selectSignal(id));
+      metrics.toastShown();
+    },
   });
   const desk = new Desk({
     client,
@@ -100,6 +111,7 @@ export function createDashboard(env: DashboardEnv): Dashboard {
     desk,
     chart,
     logger,
+    metrics,
     settings: {
       update: (patch) => stores.settings.setState(patch),
       setPanel: (id, open) => stores.settings.setState((s) => ({ panels: { ...s.panels, [id]: open } })),
