@@ -13,7 +13,7 @@ export default defineConfig({
   resolve: { conditions: [SOURCE, ...defaultClientConditions] },
   ssr: { resolve: { conditions: [SOURCE, ...defaultServerConditions] } },
   test: {
-    include: ['packages/*/test/**/*.test.ts', 'e2e/**/*.test.ts', 'clients/*/tests/**/*.test.ts'],
+    include: ['packages/*/test/**/*.test.{ts,tsx}', 'e2e/**/*.test.ts', 'clients/*/tests/**/*.test.ts'],
     testTimeout: 30_000,
     hookTimeout: 30_000,
     // Tests start real servers on free ports; two cores do not gain from many forks.

@@ -233,11 +233,12 @@ describe('the dashboard', { timeout: 60_000 }, () => {
   });
 
   it('warns "Campaign C-123 at 85%", shows a rejected signal at severity error, and lets toasts go by themselves after 5 s', async () => {
-    const { page } = await openDesk();
+    // An account of its own: no toast of the desk's data at load takes the throttle's room (3 per 10 s).
+    const { page } = await openDesk('/?account=acme');
     const toasts = page.locator('[data-sonner-toast]');
     await publishAll(gw.url, [
-      { stream: 'portfolio:demo', type: 'campaign:updated', data: { campaign_id: 'C-123', risk_allocated: '4.25', risk_limit: '5.00', utilization: '85.00', positions_count: 2 } },
-      { stream: 'signals:demo', type: 'signal:rejected', data: { id: 'sig-demo-2', status: 'rejected', reason: 'Heat limit reached' } },
+      { stream: 'portfolio:acme', type: 'campaign:updated', data: { campaign_id: 'C-123', risk_allocated: '4.25', risk_limit: '5.00', utilization: '85.00', positions_count: 2 } },
+      { stream: 'signals:acme', type: 'signal:rejected', data: { id: 'sig-acme-2', status: 'rejected', reason: 'Heat limit reached' } },
     ]);
     const campaign = toasts.filter({ hasText: 'Campaign C-123 at 85%' });
     const rejected = toasts.filter({ hasText: 'Signal rejected' });
@@ -251,7 +252,7 @@ describe('the dashboard', { timeout: 60_000 }, () => {
     expect([await campaign.count(), await rejected.count()]).toEqual([1, 1]);
     await expect.poll(async () => (await campaign.count()) + (await rejected.count()), { timeout: 8000 }).toBe(0);
     // The campaign stays above 80%: no second warning for the same crossing.
-    await publishAll(gw.url, [{ stream: 'portfolio:demo', type: 'campaign:updated', data: { campaign_id: 'C-123', risk_allocated: '4.40', risk_limit: '5.00', utilization: '88.00', positions_count: 2 } }]);
+    await publishAll(gw.url, [{ stream: 'portfolio:acme', type: 'campaign:updated', data: { campaign_id: 'C-123', risk_allocated: '4.40', risk_limit: '5.00', utilization: '88.00', positions_count: 2 } }]);
     await page.waitForTimeout(700);
     expect(await campaign.count()).toBe(0);
     await page.context().close();

@@ -153,12 +153,14 @@ const TSCONFIG = (include: string[], types: string[]) =>
       noEmit: true,
       types,
       skipLibCheck: true,
+      jsx: 'react-jsx',
     },
     include,
   });
 
-/** The ```ts blocks of a README. */
-const tsBlocks = (markdown: string): string[] => [...markdown.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]!);
+/** The ```ts and ```tsx blocks of a README, with the extension each is checked under. */
+const tsBlocks = (markdown: string): Array<{ code: string; ext: 'ts' | 'tsx' }> =>
+  [...markdown.matchAll(/```(tsx?)\n([\s\S]*?)```/g)].map((m) => ({ ext: m[1] as 'ts' | 'tsx', code: m[2]! }));
 
 describe('the published packages, installed from their tarballs into a fresh project', () => {
   let work = '';
@@ -192,7 +194,15 @@ describe('the published packages, installed from their tarballs into a fresh pro
     // The project a team would have: its own package.json, the tarballs, and what its code
     // imports itself (ws for Node, the @types packages for the README examples).
     const serverDev = readJson<Manifest>(join(REPO, 'packages/server/package.json')).devDependencies ?? {};
-    const extras = [`ws@${rootManifest.devDependencies!.ws}`, `@types/ws@${serverDev['@types/ws']}`, `@types/node@${rootManifest.devDependencies!['@types/node']}`];
+    const reactDev = readJson<Manifest>(join(REPO, 'packages/react/package.json')).devDependencies ?? {};
+    const extras = [
+      `ws@${rootManifest.devDependencies!.ws}`,
+      `@types/ws@${serverDev['@types/ws']}`,
+      `@types/node@${rootManifest.devDependencies!['@types/node']}`,
+      // The React binding's peer, as a React app has it.
+      `react@${reactDev.react}`,
+      `@types/react@${reactDev['@types/react']}`,
+    ];
     // better-sqlite3 (the embedded engine) builds its native module in an install script,
     // which npm 11 warns about until the project approves it.
     writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module', allowScripts: { 'better-sqlite3': true } }));
@@ -226,7 +236,7 @@ describe('the published packages, installed from their tarballs into a fresh pro
   });
 
   it('packs every public package with its built JavaScript, types and README, and no TypeScript sources', () => {
-    expect(packed.map((p) => p.name)).toEqual(expect.arrayContaining(['@tradesync/protocol', '@tradesync/client', '@tradesync/server', '@tradesync/simulator', 'tradesync', '@tradesync/dashboard']));
+    expect(packed.map((p) => p.name)).toEqual(expect.arrayContaining(['@tradesync/protocol', '@tradesync/client', '@tradesync/react', '@tradesync/server', '@tradesync/simulator', 'tradesync', '@tradesync/dashboard']));
     expect(packed).toHaveLength(publicWorkspaces.length);
     for (const p of packed) {
       expect(p.files, p.name).toContain('README.md');
@@ -295,7 +305,7 @@ describe('the published packages, installed from their tarballs into a fresh pro
     for (const p of packed) {
       const readme = readFileSync(join(app, 'node_modules', p.name, 'README.md'), 'utf8');
       for (const [i, block] of tsBlocks(readme).entries()) {
-        writeFileSync(join(dir, `${p.name.replace(/\W+/g, '_')}_${i}.ts`), `${block}\nexport {};\n`);
+        writeFileSync(join(dir, `${p.name.replace(/\W+/g, '_')}_${i}.${block.ext}`), `${block.code}\nexport {};\n`);
         count++;
       }
     }

@@ -1,5 +1,6 @@
 import { StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
+import { TradeSyncProvider } from '@tradesync/react';
 import { createDashboard } from './core/dashboard.js';
 import { App } from './ui/App.js';
 import { Ctx } from './ui/context.js';
@@ -44,8 +45,10 @@ const root = document.getElementById('root');
 if (!root) throw new Error('no #root element');
 createRoot(root).render(
   <StrictMode>
-    <Ctx.Provider value={dashboard}>
-      <App />
-    </Ctx.Provider>
+    <TradeSyncProvider client={dashboard.client}>
+      <Ctx.Provider value={dashboard}>
+        <App />
+      </Ctx.Provider>
+    </TradeSyncProvider>
   </StrictMode>,
 );

@@ -1,4 +1,4 @@
-import { getClient, httpBase, reportClientMetrics, type ClientMetricsReporter, type ClientOptions } from '@tradesync/client';
+import { getClient, httpBase, reportClientMetrics, type ClientMetricsReporter, type ClientOptions, type TradeSyncClient } from '@tradesync/client';
 import { isValidAccount } from '@tradesync/protocol';
 import { Desk } from './desk.js';
 import { browserFrame } from './frame.js';
@@ -26,6 +26,8 @@ const FRAME_INTERVAL_MS = 33;
  * `metricsEveryMs` (how often client metrics are posted).
  */
 export interface Dashboard {
+  /** The page's one client; the React tree gets it from `TradeSyncProvider` (@tradesync/react). */
+  readonly client: TradeSyncClient;
   readonly stores: Stores;
   readonly desk: Desk;
   readonly chart: ChartSeries;
@@ -68,7 +70,7 @@ export function createDashboard(env: DashboardEnv): Dashboard {
   const client = getClient(wsUrl, options);
 
   const account = accountFrom(params.get('account'));
-  const stores = createStores({ account, status: client.status, settings: loadSettings(env.storage), now: Date.now() });
+  const stores = createStores({ account, settings: loadSettings(env.storage), now: Date.now() });
   const chart = new ChartSeries();
   // The toasts' "View details" needs the desk, which needs the notifications: tie the knot late.
   const late: { desk?: Desk } = {};
@@ -107,6 +109,7 @@ export function createDashboard(env: DashboardEnv): Dashboard {
     });
   }
   return {
+    client,
     stores,
     desk,
     chart,

@@ -24,7 +24,7 @@ import { SyncAnnouncer } from './sync-announcer.js';
  * (and no more often than `pacing` allows). React only reads the stores.
  */
 /** The part of the SDK's client the desk uses. */
-export type DeskClient = Pick<TradeSyncClient, 'status' | 'on' | 'subscribe' | 'command' | 'forceSync' | 'reconnectNow'>;
+export type DeskClient = Pick<TradeSyncClient, 'status' | 'on' | 'subscribe' | 'command' | 'forceSync'>;
 
 export interface DeskOptions {
   readonly client: DeskClient;
@@ -43,7 +43,7 @@ export interface DeskOptions {
 }
 
 /** Frame keys: which store a flush must write. */
-type Dirty = 'data' | 'status' | 'chart';
+type Dirty = 'data' | 'chart';
 
 export class Desk {
   readonly #options: DeskOptions;
@@ -86,7 +86,6 @@ export class Desk {
       connection: stores.connection,
       streams: () => this.#feed.streams,
       status: () => client.status,
-      schedule: () => this.#frames.schedule('status'),
       announce: (toast) => notifications.always(toast),
       forceSync: (streams) => client.forceSync(streams),
       now,
@@ -146,10 +145,6 @@ export class Desk {
     this.#sync.forceSync();
   }
 
-  reconnectNow(): void {
-    this.#options.client.reconnectNow();
-  }
-
   executeSignal(id: string): void {
     this.#commands.executeSignal(id);
   }
@@ -193,7 +188,6 @@ export class Desk {
       const written = this.#feed.flush();
       if (written?.portfolio) this.#options.notifications.onPortfolio(written.portfolio);
     }
-    if (keys.has('status')) this.#sync.flushStatus();
     if (keys.has('chart')) this.#options.chart.notify();
   }
 

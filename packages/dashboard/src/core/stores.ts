@@ -1,5 +1,4 @@
 import { createStore, type StoreApi } from 'zustand/vanilla';
-import type { ClientStatus } from '@tradesync/client';
 import {
   initialState,
   type AccountStreamKind,
@@ -70,8 +69,8 @@ interface SyncBanner {
   readonly message: string;
 }
 
+/** What the page says about syncing (the connection's status itself comes from the client: `useConnectionStatus`). */
 export interface ConnectionState {
-  readonly status: ClientStatus;
   /** Shown when a stream could not be synced; cleared when it syncs again. */
   readonly syncFailure: SyncBanner | null;
   readonly lastSyncedAt: number | null;
@@ -207,11 +206,10 @@ export interface Stores {
   readonly debug: StoreApi<DebugState>;
 }
 
-export function createStores(initial: { account: string; status: ClientStatus; settings: Settings; now: number }): Stores {
+export function createStores(initial: { account: string; settings: Settings; now: number }): Stores {
   return {
     data: createStore<DataState>()(() => ({ account: initial.account, ...emptyAccountStreams(), market: {}, frame: 0 })),
     connection: createStore<ConnectionState>()(() => ({
-      status: initial.status,
       syncFailure: null,
       lastSyncedAt: null,
       forceSyncing: false,

@@ -18,10 +18,8 @@ interface SyncAnnouncerOptions {
   readonly connection: StoreApi<ConnectionState>;
   /** The streams a round waits for (every stream held when it starts). */
   readonly streams: () => Iterable<string>;
-  /** The client's status now (it moves `lastMessageAt` without telling). */
+  /** The client's status now. */
   readonly status: () => ClientStatus;
-  /** Asks for a frame: the next one calls `flushStatus`. */
-  readonly schedule: () => void;
   /** A toast shown whatever the toast settings ("State synchronized"). */
   readonly announce: (toast: ToastSpec) => void;
   /** Fresh snapshots of the streams named, or of every stream (the client's `forceSync`). */
@@ -48,19 +46,13 @@ export class SyncAnnouncer {
   }
 
   onStatus(status: ClientStatus, previous: ClientStatus): void {
-    if (status.state === previous.state) {
-      // Only a detail moved (attempt, countdown): the next frame shows it.
-      this.#options.schedule();
-      return;
-    }
+    if (status.state === previous.state) return;
     if (previous.state === 'connected') this.#lostConnection = true;
     if (status.state === 'connected') {
       if (this.#wasConnected && this.#lostConnection) this.#startRound();
       this.#wasConnected = true;
       this.#lostConnection = false;
     }
-    // A state change shows now, not a frame later: the announcement must not wait.
-    this.#store.setState({ status });
   }
 
   onSynced(stream: string): void {
@@ -105,13 +97,9 @@ export class SyncAnnouncer {
     this.#store.setState({ syncFailure: null });
   }
 
-  /** Once a second: the clock panels read ages from, and the status details the client moved silently. */
+  /** Once a second: the clock panels read ages (and the status pill its countdown) from. */
   tick(): void {
-    this.#store.setState({ now: this.#options.now(), status: this.#options.status() });
-  }
-
-  flushStatus(): void {
-    this.#store.setState({ status: this.#options.status() });
+    this.#store.setState({ now: this.#options.now() });
   }
 
   #startRound(): void {

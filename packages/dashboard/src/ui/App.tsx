@@ -26,6 +26,9 @@ const LAYOUT: ReadonlyArray<{ id: PanelId; Component: () => React.JSX.Element }>
   { id: 'debug', Component: DebugPanel },
 ];
 
+/** Top right, below the bar and a sync banner: a toast never covers Force Sync, View or Reconnect now. */
+const TOAST_OFFSET = { top: 84, right: 12 };
+
 export function App() {
   const panels = useSettings((s) => s.panels);
   const theme = useSettings((s) => s.theme);
@@ -45,7 +48,7 @@ export function App() {
         ))}
       </main>
       <SignalDetails />
-      <Toaster position="top-right" duration={5000} theme={theme} closeButton richColors={false} toastOptions={{ className: 'toast' }} />
+      <Toaster position="top-right" offset={TOAST_OFFSET} duration={5000} theme={theme} closeButton richColors={false} toastOptions={{ className: 'toast' }} />
       <RenderProbe />
     </div>
   );

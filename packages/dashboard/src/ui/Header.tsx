@@ -1,7 +1,10 @@
 import { describeStatus } from '@tradesync/client';
 import { formatPrice, formatTime } from '../core/format.js';
 import { ACCOUNTS, PANELS, SYMBOLS } from '../core/stores.js';
-import { useConnection, useData, useDesk, useSettings } from './context.js';
+import { useConnectionStatus, useStream, useTradeSync } from '@tradesync/react';
+import type { MarketState } from '@tradesync/protocol';
+import { READABLE_RATE } from '../core/stream-feed.js';
+import { useConnection, useData, useDesk, useLive, useSettings } from './context.js';
 
 export function Header() {
   return (
@@ -37,7 +40,6 @@ function AccountSwitcher() {
 }
 
 function Ticker() {
-  const market = useData((d) => d.market);
   const { settings } = useDesk();
   const chartSymbol = useSettings((s) => s.chartSymbol);
   return (
@@ -46,7 +48,7 @@ function Ticker() {
         <li key={symbol}>
           <button type="button" className={symbol === chartSymbol ? 'tick active' : 'tick'} onClick={() => settings.update({ chartSymbol: symbol })} aria-label={`Chart ${symbol}`}>
             <span className="sym">{symbol}</span>
-            <span className="num">{formatPrice(market[symbol]?.state.last?.price)}</span>
+            <LastPrice symbol={symbol} />
           </button>
         </li>
       ))}
@@ -54,9 +56,16 @@ function Ticker() {
   );
 }
 
+/** One symbol's last price, straight from its stream (shared with the desk's subscription, at the same rate). */
+function LastPrice({ symbol }: { symbol: string }) {
+  const price = useStream<MarketState, string | undefined>(`market:${symbol}`, { selector: (s) => s.last?.price, maxRate: READABLE_RATE });
+  return <span className="num">{formatPrice(price)}</span>;
+}
+
 function ConnectionStatus() {
-  const { desk } = useDesk();
-  const status = useConnection((c) => c.status);
+  const client = useTradeSync();
+  const status = useConnectionStatus();
+  // Ticks once a second: the countdown moves, and the details the client updates quietly show.
   const now = useConnection((c) => c.now);
   const text = describeStatus(status);
   const tone = status.state === 'connected' ? 'ok' : status.state === 'failed' || status.state === 'disconnected' ? 'bad' : 'wait';
@@ -84,7 +93,7 @@ function ConnectionStatus() {
         </div>
       </div>
       {(down || status.state === 'reconnecting') && (
-        <button type="button" className="btn btn-small" onClick={() => desk.reconnectNow()}>
+        <button type="button" className="btn btn-small" onClick={() => client.reconnectNow()}>
           Reconnect now
         </button>
       )}
@@ -95,7 +104,7 @@ function ConnectionStatus() {
 function ForceSyncButton() {
   const { desk } = useDesk();
   const busy = useConnection((c) => c.forceSyncing);
-  const live = useConnection((c) => c.status.state === 'connected');
+  const live = useLive();
   return (
     <button type="button" className="btn" onClick={() => desk.forceSync()} disabled={busy || !live} title="Replace every panel's data with a fresh snapshot">
       {busy ? 'Syncing…' : 'Force Sync'}

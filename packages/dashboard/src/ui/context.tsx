@@ -1,13 +1,16 @@
 import { createContext, useContext } from 'react';
 import { useStore } from 'zustand';
+import { useConnectionStatus } from '@tradesync/react';
 import type { StoreApi } from 'zustand/vanilla';
 import type { Desk } from '../core/desk.js';
 import type { ChartSeries } from '../core/series.js';
 import type { ConnectionState, PanelId, DataState, DebugState, Settings, Stores, UiState } from '../core/stores.js';
 
 /**
- * The thin React binding: components read the vanilla stores through selectors and
- * call the desk's methods. No state logic lives here.
+ * The thin React binding: components read the client through @tradesync/react (its
+ * provider wraps the page: the connection status, the ticker's prices, Reconnect now)
+ * and the desk's frame-paced stores through selectors, and call the desk's methods.
+ * No state logic lives here.
  */
 export interface DeskContext {
   readonly stores: Stores;
@@ -42,5 +45,5 @@ export const useDebug = bind<DebugState>((s) => s.debug);
 
 /** true while the socket is live: panels grey out otherwise. */
 export function useLive(): boolean {
-  return useConnection((c) => c.status.state === 'connected');
+  return useConnectionStatus().state === 'connected';
 }

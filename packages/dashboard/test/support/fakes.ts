@@ -25,7 +25,7 @@ export function status(state: ClientStatus['state'], patch: Partial<ClientStatus
 }
 
 export function testStores(account = 'demo', panels: Partial<Record<string, boolean>> = {}): Stores {
-  return createStores({ account, status: status('connected'), settings: { ...DEFAULT_SETTINGS, panels: { ...DEFAULT_SETTINGS.panels, ...panels } }, now: 0 });
+  return createStores({ account, settings: { ...DEFAULT_SETTINGS, panels: { ...DEFAULT_SETTINGS.panels, ...panels } }, now: 0 });
 }
 
 type Listener = { onChange?(): void; onEvent?(event: StreamEvent): void };
@@ -101,7 +101,6 @@ export class FakeClient implements DeskClient {
   status: ClientStatus = status('connected');
   readonly commands: Array<{ action: string; payload: Record<string, unknown>; options: CommandOptions }> = [];
   forceSyncs = 0;
-  reconnects = 0;
   readonly #listeners = new Map<keyof ClientEvents, Set<AnyListener>>();
 
   on<E extends keyof ClientEvents>(event: E, listener: (...args: ClientEvents[E]) => void): () => void {
@@ -138,9 +137,6 @@ export class FakeClient implements DeskClient {
     return Promise.resolve();
   }
 
-  reconnectNow(): void {
-    this.reconnects++;
-  }
 }
 
 let offset = 0;
