@@ -60,6 +60,12 @@ interface LatencyRow {
   readonly p999: number;
   readonly max: number;
   readonly cpuPct: number;
+  /** Server CPU time per delivered message (µs): what the load generator cannot hide. */
+  readonly usPerMsg: number;
+  /** Server CPU time per connected client per second of the window (µs). */
+  readonly usPerClientSec: number;
+  /** CPU of the client worker processes over the window (% of one core, summed). */
+  readonly clientCpuPct: number;
   readonly rssMb: number;
   readonly notes: string;
 }
@@ -141,6 +147,8 @@ async function phase(
   makeEvent: (i: number, sched: number) => unknown,
   /** How many deliveries one event is owed. */
   fanout: number,
+  /** Clients connected during the phase. */
+  clients: number,
 ): Promise<LatencyRow> {
   const start = now() + 100;
   const windowStart = start + WARMUP_MS;
@@ -149,8 +157,11 @@ async function phase(
   const producing = produce({ port: server.port, path: server.publishPath, rate, start, durationMs: WARMUP_MS + MEASURE_MS, makeEvent });
   await sleep(windowStart - now());
   const cpu0 = cpuMs(server.pid);
+  const workerCpu = () => workers.reduce((n, w) => n + cpuMs(w.pid), 0);
+  const clientCpu0 = workerCpu();
   await sleep(windowEnd - now());
   const cpu1 = cpuMs(server.pid);
+  const clientCpu1 = workerCpu();
   const rss = rssBytes(server.pid);
   const produced = await producing;
   await sleep(DRAIN_MS);
@@ -182,6 +193,9 @@ async function phase(
     p999: ms(histogram.getValueAtPercentile(99.9)),
     max: ms(histogram.maxValue),
     cpuPct: ((cpu1 - cpu0) / MEASURE_MS) * 100,
+    usPerMsg: received > 0 ? ((cpu1 - cpu0) * 1000) / received : Number.NaN,
+    usPerClientSec: clients > 0 ? ((cpu1 - cpu0) * 1000) / clients / (MEASURE_MS / 1000) : Number.NaN,
+    clientCpuPct: ((clientCpu1 - clientCpu0) / MEASURE_MS) * 100,
     rssMb: rss / 2 ** 20,
     notes,
   };
@@ -205,7 +219,7 @@ async function fanoutAndStorm(system: System): Promise<void> {
       // The storm first: after a saturating fan-out rate a server may still be draining its backlog.
       if (ONLY.has('storm')) await reconnectStorm(server, workers, connected);
       if (ONLY.has('fanout')) {
-        for (const rate of RATES) await phase(server, workers, 'fan-out', rate, (_i, sched) => tick(FANOUT_STREAM, sched), connected);
+        for (const rate of RATES) await phase(server, workers, 'fan-out', rate, (_i, sched) => tick(FANOUT_STREAM, sched), connected, connected);
       }
     } finally {
       await stopWorkers(workers);
@@ -255,9 +269,9 @@ async function reconnectStorm(server: RunningServer, workers: readonly Worker[],
 async function accounts(system: System): Promise<void> {
   await withServer(system, async (server) => {
     const streams = Array.from({ length: CLIENTS }, (_, i) => `orders:acct-${i}`);
-    const { workers } = await connectClients(server, streams.map((stream) => ({ stream })));
+    const { workers, connected } = await connectClients(server, streams.map((stream) => ({ stream })));
     try {
-      await phase(server, workers, 'per-account', ACCOUNT_RATE, (i, sched) => order(streams[i % CLIENTS]!, `o-${Math.floor(i / CLIENTS) % 5}`, sched), 1);
+      await phase(server, workers, 'per-account', ACCOUNT_RATE, (i, sched) => order(streams[i % CLIENTS]!, `o-${Math.floor(i / CLIENTS) % 5}`, sched), 1, connected);
     } finally {
       await stopWorkers(workers);
     }
@@ -350,23 +364,27 @@ async function resync(): Promise<void> {
 // ---------------------------------------------------------------------------------------
 
 const f1 = (n: number): string => (Number.isFinite(n) ? n.toFixed(1) : '–');
+const f2 = (n: number): string => (Number.isFinite(n) ? n.toFixed(2) : '–');
 const fmtLatency = (r: LatencyRow): string =>
-  `${r.received}/${r.expected} delivered (${Math.round(r.deliveredPerSec)}/s), p50 ${f1(r.p50)} p99 ${f1(r.p99)} p99.9 ${f1(r.p999)} max ${f1(r.max)} ms, CPU ${r.cpuPct.toFixed(0)}%, RSS ${r.rssMb.toFixed(0)} MB${r.notes ? ` (${r.notes})` : ''}`;
+  `${r.received}/${r.expected} delivered (${Math.round(r.deliveredPerSec)}/s), p50 ${f1(r.p50)} p99 ${f1(r.p99)} p99.9 ${f1(r.p999)} max ${f1(r.max)} ms, CPU ${r.cpuPct.toFixed(0)}% (${f2(r.usPerMsg)} µs/msg; clients ${r.clientCpuPct.toFixed(0)}%), RSS ${r.rssMb.toFixed(0)} MB${r.notes ? ` (${r.notes})` : ''}`;
 
 function tables(): string {
   const lines: string[] = [];
-  lines.push('| scenario | system | events/s in | delivered msgs/s | dropped / lag | p50 ms | p99 ms | p99.9 ms | max ms | server CPU | server RSS MB | notes |');
-  lines.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|');
+  lines.push('| scenario | system | events/s in | delivered msgs/s | dropped / lag | p50 ms | p99 ms | p99.9 ms | max ms | server CPU | server µs/msg | server µs/client/s | client workers CPU | server RSS MB | notes |');
+  lines.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|');
   for (const r of latencyRows) {
-    lines.push(`| ${r.scenario} | ${r.system} | ${r.rate} | ${Math.round(r.deliveredPerSec)} | ${r.expected - r.received} | ${f1(r.p50)} | ${f1(r.p99)} | ${f1(r.p999)} | ${f1(r.max)} | ${r.cpuPct.toFixed(0)}% | ${r.rssMb.toFixed(0)} | ${r.notes} |`);
+    lines.push(
+      `| ${r.scenario} | ${r.system} | ${r.rate} | ${Math.round(r.deliveredPerSec)} | ${r.expected - r.received} | ${f1(r.p50)} | ${f1(r.p99)} | ${f1(r.p999)} | ${f1(r.max)} | ${r.cpuPct.toFixed(0)}% | ${f2(r.usPerMsg)} | ${f1(r.usPerClientSec)} | ${r.clientCpuPct.toFixed(0)}% | ${r.rssMb.toFixed(0)} | ${r.notes} |`,
+    );
   }
-  lines.push('', 'Ratios (TradeSync ÷ peer; p99 lower is better, delivered higher is better):', '');
-  lines.push('| scenario | rate | p99 ÷ raw-ws | p99 ÷ socket.io | delivered ÷ raw-ws | delivered ÷ socket.io |');
-  lines.push('|---|---:|---:|---:|---:|---:|');
+  const peers = SYSTEMS.filter((s) => s !== 'tradesync');
+  lines.push('', 'Ratios (TradeSync ÷ peer; server µs/msg and p99: lower is better; delivered: higher is better):', '');
+  lines.push(`| scenario | rate | ${peers.flatMap((p) => [`µs/msg ÷ ${p}`, `p99 ÷ ${p}`, `delivered ÷ ${p}`]).join(' | ')} |`);
+  lines.push(`|---|---:|${peers.flatMap(() => ['---:', '---:', '---:']).join('|')}|`);
   for (const r of latencyRows.filter((x) => x.system === 'tradesync')) {
     const peer = (s: System) => latencyRows.find((x) => x.system === s && x.scenario === r.scenario && x.rate === r.rate);
-    const ratio = (a: number | undefined, b: number | undefined) => (a !== undefined && b ? (a / b).toFixed(2) : '–');
-    lines.push(`| ${r.scenario} | ${r.rate} | ${ratio(r.p99, peer('raw-ws')?.p99)} | ${ratio(r.p99, peer('socket.io')?.p99)} | ${ratio(r.deliveredPerSec, peer('raw-ws')?.deliveredPerSec)} | ${ratio(r.deliveredPerSec, peer('socket.io')?.deliveredPerSec)} |`);
+    const ratio = (a: number | undefined, b: number | undefined) => (a !== undefined && b && Number.isFinite(a) ? (a / b).toFixed(2) : '–');
+    lines.push(`| ${r.scenario} | ${r.rate} | ${peers.flatMap((p) => [ratio(r.usPerMsg, peer(p)?.usPerMsg), ratio(r.p99, peer(p)?.p99), ratio(r.deliveredPerSec, peer(p)?.deliveredPerSec)]).join(' | ')} |`);
   }
   if (stormRows.length > 0) {
     lines.push('', `Reconnect storm (every client cut at once while ${STORM_RATE} events/s flow; all reconnect immediately, no backoff):`, '');
