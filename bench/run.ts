@@ -17,7 +17,7 @@ import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { WebSocket } from 'ws';
 import type { Histogram } from 'hdr-histogram-js';
-import { cpuMs, decodeHistogram, newHistogram, now, rssBytes, sleep, SYSTEMS, type ClientSpec, type System } from './peers/common.js';
+import { cpuMs, cpuMsOf, decodeHistogram, newHistogram, now, rssBytesOf, sleep, SYSTEMS, type ClientSpec, type System } from './peers/common.js';
 import { order, produce, tick } from './peers/producer.js';
 import { killAll, startServer, type RunningServer } from './peers/servers.js';
 import { Worker } from './peers/workers.js';
@@ -115,7 +115,7 @@ async function connectClients(server: RunningServer, specs: readonly ClientSpec[
   const workers = [new Worker(), new Worker()];
   const half = Math.ceil(specs.length / 2);
   const parts = [specs.slice(0, half), specs.slice(half)];
-  const replies = await Promise.all(workers.map((w, i) => w.ask({ op: 'connect', system: server.system, port: server.port, clients: parts[i]! }, 'connected', 300_000)));
+  const replies = await Promise.all(workers.map((w, i) => w.ask({ op: 'connect', system: server.system, port: server.clientPort, clients: parts[i]! }, 'connected', 300_000)));
   const connected = replies.reduce((n, r) => n + r.count, 0);
   const failed = replies.reduce((n, r) => n + r.failed, 0);
   if (failed > 0) log(`  ${server.system}: ${failed} clients failed to connect`);
@@ -156,13 +156,13 @@ async function phase(
   for (const w of workers) w.send({ op: 'window', start: windowStart, end: windowEnd });
   const producing = produce({ port: server.port, path: server.publishPath, rate, start, durationMs: WARMUP_MS + MEASURE_MS, makeEvent });
   await sleep(windowStart - now());
-  const cpu0 = cpuMs(server.pid);
+  const cpu0 = cpuMsOf(server.pids);
   const workerCpu = () => workers.reduce((n, w) => n + cpuMs(w.pid), 0);
   const clientCpu0 = workerCpu();
   await sleep(windowEnd - now());
-  const cpu1 = cpuMs(server.pid);
+  const cpu1 = cpuMsOf(server.pids);
   const clientCpu1 = workerCpu();
-  const rss = rssBytes(server.pid);
+  const rss = rssBytesOf(server.pids);
   const produced = await producing;
   await sleep(DRAIN_MS);
   const collected = await Promise.all(workers.map((w) => w.ask({ op: 'collect' }, 'collected')));
@@ -240,11 +240,11 @@ async function reconnectStorm(server: RunningServer, workers: readonly Worker[],
   const producing = produce({ port: server.port, path: server.publishPath, rate: STORM_RATE, start: now(), durationMs: 60_000, makeEvent: (_i, sched) => tick(FANOUT_STREAM, sched), signal: abort.signal });
   try {
     await sleep(1000);
-    const cpu0 = cpuMs(server.pid);
+    const cpu0 = cpuMsOf(server.pids);
     const t0 = now();
     const replies = await Promise.all(workers.map((w) => w.ask({ op: 'storm' }, 'stormed', 60_000)));
     const t1 = now();
-    const cpu1 = cpuMs(server.pid);
+    const cpu1 = cpuMsOf(server.pids);
     const cutAt = Math.min(...replies.map((r) => r.cutAt));
     const lastSyncedAt = Math.max(...replies.map((r) => r.lastSyncedAt));
     const row: StormRow = {
@@ -282,11 +282,11 @@ async function accounts(system: System): Promise<void> {
 async function memory(system: System): Promise<void> {
   await withServer(system, async (server) => {
     await sleep(1500);
-    const before = rssBytes(server.pid);
+    const before = rssBytesOf(server.pids);
     const { workers, connected } = await connectClients(server, Array.from({ length: IDLE_CONNECTIONS }, () => ({ stream: system === 'tradesync' ? 'market:IDLE' : 'idle' })));
     try {
       await sleep(3000);
-      const after = rssBytes(server.pid);
+      const after = rssBytesOf(server.pids);
       const row: MemoryRow = { system, connections: connected, rssBeforeMb: before / 2 ** 20, rssAfterMb: after / 2 ** 20, perConnKb: (after - before) / connected / 1024 };
       memoryRows.push(row);
       log(`  memory ${system}: ${connected} idle connections, RSS ${row.rssBeforeMb.toFixed(0)} → ${row.rssAfterMb.toFixed(0)} MB = ${row.perConnKb.toFixed(1)} KB/connection`);
@@ -461,13 +461,21 @@ BENCH_CPU_PROF=/tmp/prof npm run bench -- --quick --only fanout --systems trades
 \`\`\`
 
 \`bench/run.ts\` starts each server in its own process on 127.0.0.1 (TradeSync: \`tradesync serve
---no-simulator --durability normal\`; peers: \`bench/peers/raw-ws-server.ts\`, \`bench/peers/socketio-server.ts\`),
-spreads the clients over two forked worker processes (\`bench/peers/worker.ts\`) and publishes from its
-own process over HTTP (\`POST\` of a JSON array; all three servers take the same events). Every event
+--no-simulator --durability normal\`; peers: \`bench/peers/raw-ws-server.ts\`, \`bench/peers/socketio-server.ts\`,
+and \`bench/peers/nats-peer.ts\`, which starts \`nats-server\` (from PATH) with its WebSocket listener and
+JetStream on free ports and publishes what it is POSTed on each stream's subject over one TCP connection),
+spreads the clients over two forked worker processes (\`bench/peers/worker.ts\`; NATS clients connect
+over WebSocket with nats.js's \`wsconnect\`) and publishes from its own process over HTTP (\`POST\` of a
+JSON array; every system takes the same events). NATS's CPU and memory are its broker's and its
+bridge's together. Every event
 carries its **scheduled** publish time (\`data.sched\`, from the start time and the rate), and receivers
 record \`now − sched\` in HDR histograms, so a stall shows as latency, not as a slower schedule (no
 coordinated omission). Each phase has a warm-up and a fixed window; only events scheduled inside the
 window are counted. Server CPU comes from \`/proc/<pid>/stat\`, RSS from \`/proc/<pid>/status\`.
+**server µs/msg** is the server's CPU time over the window ÷ messages delivered in it: unlike
+throughput or latency, the load generator cannot hide it. **client workers CPU** shows whether the
+clients (two processes that count frames and read \`sched\`/offsets with a byte scan, \`ws\` with
+\`skipUTF8Validation\`) or the server ran out of CPU first.
 
 ### What each scenario measures
 
@@ -478,8 +486,8 @@ window are counted. Server CPU comes from \`/proc/<pid>/stat\`, RSS from \`/proc
   1,000 \`order:updated\` events/s spread round-robin: routing cost rather than broadcast.
 - **reconnect storm** (run before the fan-out rates, on fresh connections): the 1,000 fan-out clients' sockets are all cut at once while 10 events/s flow,
   and all reconnect at once (no backoff): TradeSync resumes with \`since\` (synced = \`subscribed\` with
-  \`recovered: true\`), Socket.IO with connection state recovery (\`socket.recovered\`), raw ws just
-  reopens. Time until the last client is synced, and the server's CPU meanwhile.
+  \`recovered: true\`), Socket.IO with connection state recovery (\`socket.recovered\`), raw ws and
+  NATS (core subscriptions) just reopen. Time until the last client is synced, and the server's CPU meanwhile.
 - **resync**: TradeSync only, one client: \`subscribe\` with \`since\` 1,000 and 10,000 events back
   (memory window vs engine read) versus a snapshot of 10,000 open orders; time to the full reply and its size.
 - **memory**: server RSS before and after opening N idle connections with one subscription each, ÷ N.`;

@@ -8,8 +8,8 @@ import { createServer } from 'node:net';
 import * as hdr from 'hdr-histogram-js';
 
 /** The systems under test. */
-export type System = 'tradesync' | 'raw-ws' | 'socket.io';
-export const SYSTEMS: readonly System[] = ['tradesync', 'raw-ws', 'socket.io'];
+export type System = 'tradesync' | 'raw-ws' | 'socket.io' | 'nats';
+export const SYSTEMS: readonly System[] = ['tradesync', 'raw-ws', 'socket.io', 'nats'];
 
 /**
  * Wall-clock milliseconds with sub-millisecond precision. Every process on this machine
@@ -25,6 +25,9 @@ export function newHistogram(): hdr.Histogram {
 
 export const encodeHistogram = (h: hdr.Histogram): string => hdr.encodeIntoCompressedBase64(h);
 export const decodeHistogram = (s: string): hdr.Histogram => hdr.decodeFromCompressedBase64(s, 32, false);
+
+/** The NATS subject a stream's events go out on (`market:BENCH` → `bench.market.BENCH`). */
+export const natsSubject = (stream: string): string => `bench.${stream.replaceAll(':', '.')}`;
 
 /** One client a worker opens: the stream (TradeSync) or room (peers) it listens to. */
 export interface ClientSpec {
@@ -81,6 +84,12 @@ export function cpuMs(pid: number): number {
 }
 
 /** Resident set size of a process in bytes, from /proc/<pid>/status. */
+/** CPU time (ms) of several processes together (a system of more than one). */
+export const cpuMsOf = (pids: readonly number[]): number => pids.reduce((n, pid) => n + cpuMs(pid), 0);
+
+/** Resident memory of several processes together. */
+export const rssBytesOf = (pids: readonly number[]): number => pids.reduce((n, pid) => n + rssBytes(pid), 0);
+
 export function rssBytes(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const match = /VmRSS:\s+(\d+) kB/.exec(status);

@@ -12,6 +12,7 @@ import { TRADESYNC_CLI } from '@tradesync/testing/serve';
 const PEERS: Record<Exclude<System, 'tradesync'>, string> = {
   'raw-ws': new URL('./raw-ws-server.ts', import.meta.url).pathname,
   'socket.io': new URL('./socketio-server.ts', import.meta.url).pathname,
+  nats: new URL('./nats-peer.ts', import.meta.url).pathname,
 };
 
 const children = new Set<ChildProcess>();
@@ -41,8 +42,14 @@ export function track(child: ChildProcess): ChildProcess {
 
 export interface RunningServer {
   readonly system: System;
+  /** Where producers POST (HTTP). */
   readonly port: number;
+  /** Where the bench's clients connect (NATS: its WebSocket listener; the others: `port`). */
+  readonly clientPort: number;
+  /** The process that takes the producer's requests. */
   readonly pid: number;
+  /** Every process of the system (NATS: the HTTP bridge and the broker), for CPU and memory. */
+  readonly pids: readonly number[];
   /** Where a producer POSTs a JSON array of events. */
   readonly publishPath: string;
   stop(): Promise<void>;
@@ -71,11 +78,13 @@ export async function startServer(system: System, options: StartOptions = {}): P
     ready = 'LISTENING';
   }
   const child = track(spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...BENCH_GATEWAY_ENV } }));
+  let out = '';
   await new Promise<void>((resolve, reject) => {
-    let out = '';
     const onData = (chunk: Buffer): void => {
       out += chunk.toString();
-      if (out.includes(ready)) {
+      // The whole ready line: NATS puts its ports on it.
+      const at = out.indexOf(ready);
+      if (at >= 0 && out.indexOf('\n', at) >= 0) {
         child.stdout!.off('data', onData);
         child.stdout!.resume();
         resolve();
@@ -84,10 +93,15 @@ export async function startServer(system: System, options: StartOptions = {}): P
     child.stdout!.on('data', onData);
     child.once('exit', (code) => reject(new Error(`${system} server exited early (${code}): ${out}`)));
   });
+  // NATS: `LISTENING PORT ws=WS_PORT pid=BROKER_PID` (the broker is the bridge's child).
+  const wsPort = /ws=(\d+)/.exec(out)?.[1];
+  const brokerPid = /pid=(\d+)/.exec(out)?.[1];
   return {
     system,
     port,
+    clientPort: wsPort ? Number(wsPort) : port,
     pid: child.pid!,
+    pids: brokerPid ? [child.pid!, Number(brokerPid)] : [child.pid!],
     publishPath: system === 'tradesync' ? '/api/v1/events' : '/events',
     async stop() {
       if (child.exitCode === null && child.signalCode === null) {

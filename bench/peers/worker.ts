@@ -7,7 +7,8 @@
  */
 import { WebSocket } from 'ws';
 import { io, type Socket } from 'socket.io-client';
-import { newHistogram, now, encodeHistogram, type ClientSpec, type System, type WorkerCommand, type WorkerReply } from './common.js';
+import { wsconnect, type NatsConnection } from '@nats-io/nats-core';
+import { natsSubject, newHistogram, now, encodeHistogram, type ClientSpec, type System, type WorkerCommand, type WorkerReply } from './common.js';
 import { isLiveFrame, offsets, scheds, sequenceNumber } from './scan.js';
 
 /** What the worker counts, over all its clients. */
@@ -192,6 +193,47 @@ class SocketIoClient implements BenchClient {
   }
 }
 
+// nats.js's WebSocket transport uses the global WebSocket, which Node 20 has only behind a flag.
+(globalThis as { WebSocket?: unknown }).WebSocket ??= WebSocket;
+
+/** NATS over its WebSocket listener: a core subscription on the stream's subject (see nats-peer.ts); no resume. */
+class NatsClient implements BenchClient {
+  #nc: NatsConnection | undefined;
+  /** Connections this client closed itself: their end is not the server's doing. */
+  readonly #ours = new WeakSet<NatsConnection>();
+  readonly #found: number[] = [];
+
+  constructor(private readonly port: number, private readonly stream: string) {}
+
+  async open(): Promise<boolean> {
+    const nc = await wsconnect({ servers: `ws://127.0.0.1:${this.port}`, reconnect: false });
+    this.#nc = nc;
+    void nc.closed().then(() => {
+      if (!this.#ours.has(nc)) stats.closedByServer++;
+    });
+    nc.subscribe(natsSubject(this.stream), {
+      callback: (_err, msg) => {
+        this.#found.length = 0;
+        for (const sched of scheds(Buffer.from(msg.data.buffer, msg.data.byteOffset, msg.data.byteLength), this.#found)) record(sched);
+      },
+    });
+    // The subscription is registered on the server once a round trip completes.
+    await nc.flush();
+    return false;
+  }
+
+  cut(): void {
+    const nc = this.#nc;
+    if (!nc) return;
+    this.#ours.add(nc);
+    void nc.close();
+  }
+
+  close(): void {
+    this.cut();
+  }
+}
+
 function makeClient(system: System, port: number, spec: ClientSpec): BenchClient {
   switch (system) {
     case 'tradesync':
@@ -200,6 +242,8 @@ function makeClient(system: System, port: number, spec: ClientSpec): BenchClient
       return new RawClient(port, spec.stream);
     case 'socket.io':
       return new SocketIoClient(port, spec.stream);
+    case 'nats':
+      return new NatsClient(port, spec.stream);
   }
 }
 
