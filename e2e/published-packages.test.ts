@@ -190,9 +190,17 @@ describe('the published packages, installed from their tarballs into a fresh pro
     });
 
     // The project a team would have: its own package.json, the tarballs, and what its code
-    // imports itself (ws for Node, the @types packages for the README examples).
+    // imports itself (ws for Node, the @types packages for the README examples, Vue and
+    // Pinia for the Vue binding's, whose peer dependencies they are).
     const serverDev = readJson<Manifest>(join(REPO, 'packages/server/package.json')).devDependencies ?? {};
-    const extras = [`ws@${rootManifest.devDependencies!.ws}`, `@types/ws@${serverDev['@types/ws']}`, `@types/node@${rootManifest.devDependencies!['@types/node']}`];
+    const vueDev = readJson<Manifest>(join(REPO, 'packages/vue/package.json')).devDependencies ?? {};
+    const extras = [
+      `ws@${rootManifest.devDependencies!.ws}`,
+      `@types/ws@${serverDev['@types/ws']}`,
+      `@types/node@${rootManifest.devDependencies!['@types/node']}`,
+      `vue@${vueDev.vue}`,
+      `pinia@${vueDev.pinia}`,
+    ];
     // better-sqlite3 (the embedded engine) builds its native module in an install script,
     // which npm 11 warns about until the project approves it.
     writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module', allowScripts: { 'better-sqlite3': true } }));
@@ -226,7 +234,7 @@ describe('the published packages, installed from their tarballs into a fresh pro
   });
 
   it('packs every public package with its built JavaScript, types and README, and no TypeScript sources', () => {
-    expect(packed.map((p) => p.name)).toEqual(expect.arrayContaining(['@tradesync/protocol', '@tradesync/client', '@tradesync/server', '@tradesync/simulator', 'tradesync', '@tradesync/dashboard']));
+    expect(packed.map((p) => p.name)).toEqual(expect.arrayContaining(['@tradesync/protocol', '@tradesync/client', '@tradesync/vue', '@tradesync/server', '@tradesync/simulator', 'tradesync', '@tradesync/dashboard']));
     expect(packed).toHaveLength(publicWorkspaces.length);
     for (const p of packed) {
       expect(p.files, p.name).toContain('README.md');
