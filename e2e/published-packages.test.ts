@@ -192,9 +192,11 @@ describe('the published packages, installed from their tarballs into a fresh pro
     });
 
     // The project a team would have: its own package.json, the tarballs, and what its code
-    // imports itself (ws for Node, the @types packages for the README examples).
+    // imports itself (ws for Node, the @types packages for the README examples, React, Vue and
+    // Pinia for the bindings', whose peer dependencies they are).
     const serverDev = readJson<Manifest>(join(REPO, 'packages/server/package.json')).devDependencies ?? {};
     const reactDev = readJson<Manifest>(join(REPO, 'packages/react/package.json')).devDependencies ?? {};
+    const vueDev = readJson<Manifest>(join(REPO, 'packages/vue/package.json')).devDependencies ?? {};
     const extras = [
       `ws@${rootManifest.devDependencies!.ws}`,
       `@types/ws@${serverDev['@types/ws']}`,
@@ -202,6 +204,8 @@ describe('the published packages, installed from their tarballs into a fresh pro
       // The React binding's peer, as a React app has it.
       `react@${reactDev.react}`,
       `@types/react@${reactDev['@types/react']}`,
+      `vue@${vueDev.vue}`,
+      `pinia@${vueDev.pinia}`,
     ];
     // better-sqlite3 (the embedded engine) builds its native module in an install script,
     // which npm 11 warns about until the project approves it.
@@ -236,7 +240,7 @@ describe('the published packages, installed from their tarballs into a fresh pro
   });
 
   it('packs every public package with its built JavaScript, types and README, and no TypeScript sources', () => {
-    expect(packed.map((p) => p.name)).toEqual(expect.arrayContaining(['@tradesync/protocol', '@tradesync/client', '@tradesync/react', '@tradesync/server', '@tradesync/simulator', 'tradesync', '@tradesync/dashboard']));
+    expect(packed.map((p) => p.name)).toEqual(expect.arrayContaining(['@tradesync/protocol', '@tradesync/client', '@tradesync/react', '@tradesync/vue', '@tradesync/server', '@tradesync/simulator', 'tradesync', '@tradesync/dashboard']));
     expect(packed).toHaveLength(publicWorkspaces.length);
     for (const p of packed) {
       expect(p.files, p.name).toContain('README.md');

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -25,29 +25,7 @@ function snippet(name: string): string {
   return `${match[1]!}\n`;
 }
 
-const FILES = { 'node-quickstart': 'quickstart.ts', 'react-hook': 'use-stream.tsx', 'vue-composable': 'use-stream-vue.ts', 'client-metrics-reporter': 'client-metrics.ts' } as const;
-
-/**
- * Vue is no dependency of this repository. When it cannot be resolved, its own
- * declarations of what the composable uses stand in, copied from Vue 3.5's
- * @vue/reactivity (the conditional type of `shallowRef` included: it is what a generic
- * composable trips over).
- */
-const VUE_DECLARATIONS = `declare module 'vue' {
-  const RefSymbol: unique symbol;
-  const ShallowRefMarker: unique symbol;
-  type IfAny<T, Y, N> = 0 extends 1 & T ? Y : N;
-  export interface Ref<T = any, S = T> {
-    get value(): T;
-    set value(_: S);
-    [RefSymbol]: true;
-  }
-  export type ShallowRef<T = any, S = T> = Ref<T, S> & { [ShallowRefMarker]?: true };
-  export function shallowRef<T>(value: T): Ref extends T ? (T extends Ref ? IfAny<T, ShallowRef<T>, T> : ShallowRef<T>) : ShallowRef<T>;
-  export function shallowRef<T = any>(): ShallowRef<T | undefined>;
-  export function onScopeDispose(fn: () => void, failSilently?: boolean): void;
-}
-`;
+const FILES = { 'node-quickstart': 'quickstart.ts', 'react-hook': 'use-stream.tsx', 'vue-app': 'vue-app.ts', 'client-metrics-reporter': 'client-metrics.ts' } as const;
 
 let dir: string;
 
@@ -57,7 +35,6 @@ beforeAll(() => {
   symlinkSync(join(REPO, 'node_modules'), join(dir, 'node_modules'), 'dir');
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ type: 'module', private: true }));
   for (const [name, file] of Object.entries(FILES)) writeFileSync(join(dir, file), snippet(name));
-  if (!existsSync(join(REPO, 'node_modules/vue'))) writeFileSync(join(dir, 'vue.d.ts'), VUE_DECLARATIONS);
 });
 
 afterAll(() => {

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import fastifyStatic from '@fastify/static';
 import type { FastifyInstance } from 'fastify';
 
@@ -9,7 +9,8 @@ import type { FastifyInstance } from 'fastify';
  */
 export async function registerDashboard(app: FastifyInstance, dir: string | undefined): Promise<void> {
   if (dir && existsSync(join(dir, 'index.html'))) {
-    await app.register(fastifyStatic, { root: dir, prefix: '/', index: 'index.html', cacheControl: true, maxAge: '1h' });
+    // `dashboard_dir` may be relative (to the working directory); the static plugin wants an absolute root.
+    await app.register(fastifyStatic, { root: resolve(dir), prefix: '/', index: 'index.html', cacheControl: true, maxAge: '1h' });
     return;
   }
   app.get('/', async (_req, reply) =>
