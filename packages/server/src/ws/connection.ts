@@ -12,8 +12,9 @@ import { CloseCode, hasSessions, parseStream, type ErrorCode, type ServerMessage
 import type { Principal } from '../auth.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
+import type { StoredEvent } from '../engines/engine.js';
 import type { ConflationGroup } from './conflation.js';
-import { BatchFrames, pendingForSession, withHead, type PendingEvent, type SharedMessage } from './frames.js';
+import { BatchFrames, pendingForSession, serializeEvent, withHead, type PendingEvent, type SharedMessage } from './frames.js';
 import { MessageRate, type RateVerdict } from './ratelimit.js';
 
 /** What a connection remembers of one subscription. */
@@ -475,7 +476,9 @@ export class Connection {
 
   #frame(type: ReplyType, fields: object, id?: string): string {
     const head = id === undefined ? { type } : { type, id };
-    const frame = JSON.stringify({ ...head, sequence_number: this.#seq, timestamp: new Date().toISOString(), ...fields });
+    const frame = replayedEvents(fields)
+      ? withEvents({ ...head, sequence_number: this.#seq, timestamp: new Date().toISOString(), ...fields, events: undefined }, fields.events)
+      : JSON.stringify({ ...head, sequence_number: this.#seq, timestamp: new Date().toISOString(), ...fields });
     // Numbered once it exists: a frame that failed to serialize takes no sequence number.
     this.#seq++;
     return frame;
@@ -497,4 +500,17 @@ export class Connection {
       this.close(CloseCode.SLOW_CONSUMER, 'slow consumer: resume later');
     }
   }
+}
+
+/** A reply that replays events (a recovered `subscribed`): their JSON is reused, not made again per connection. */
+function replayedEvents(fields: object): fields is { events: readonly StoredEvent[] } {
+  return Array.isArray((fields as { events?: unknown }).events);
+}
+
+/** `message` as JSON with `"events":[…]` last, spliced from each event's cached JSON (see serializeEvent). */
+function withEvents(message: object, events: readonly StoredEvent[]): string {
+  const rest = JSON.stringify(message);
+  let out = `${rest.slice(0, -1)}${rest.length > 2 ? ',' : ''}"events":[`;
+  for (let i = 0; i < events.length; i++) out += (i > 0 ? ',' : '') + serializeEvent(events[i]!);
+  return `${out}]}`;
 }

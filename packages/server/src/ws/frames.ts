@@ -92,7 +92,22 @@ export function pendingForSession(pending: PendingEvent, session: string): Pendi
 }
 
 /** An event as every subscriber receives it, serialized once. */
+/**
+ * Each event's JSON, made once and reused: by every live frame that carries it and by
+ * every `subscribed` reply that replays it (a reconnect storm replays the same events to
+ * a thousand clients). Keyed weakly by the event object, so an entry lives exactly as long
+ * as the event does (the store's memory window, a read from the engine being replied):
+ * bounded by what is held anyway.
+ */
+const EVENT_JSON = new WeakMap<StoredEvent, string>();
+
 export function serializeEvent(event: StoredEvent): string {
+  let json = EVENT_JSON.get(event);
+  if (json === undefined) EVENT_JSON.set(event, (json = eventJson(event)));
+  return json;
+}
+
+function eventJson(event: StoredEvent): string {
   return JSON.stringify({
     type: event.type,
     stream: event.stream,
