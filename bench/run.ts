@@ -486,8 +486,10 @@ clients (two processes that count frames and read \`sched\`/offsets with a byte 
   1,000 \`order:updated\` events/s spread round-robin: routing cost rather than broadcast.
 - **reconnect storm** (run before the fan-out rates, on fresh connections): the 1,000 fan-out clients' sockets are all cut at once while 10 events/s flow,
   and all reconnect at once (no backoff): TradeSync resumes with \`since\` (synced = \`subscribed\` with
-  \`recovered: true\`), Socket.IO with connection state recovery (\`socket.recovered\`), raw ws and
-  NATS (core subscriptions) just reopen. Time until the last client is synced, and the server's CPU meanwhile.
+  \`recovered: true\`), Socket.IO with connection state recovery (\`socket.recovered\`), NATS
+  JetStream (\`nats-jetstream\`: every client is an ordered consumer) with a new ordered consumer from
+  the sequence after its last, synced when the messages pending then have arrived; raw ws and NATS
+  core subscriptions (\`nats\`) just reopen. Time until the last client is synced, and the server's CPU meanwhile.
 - **resync**: TradeSync only, one client: \`subscribe\` with \`since\` 1,000 and 10,000 events back
   (memory window vs engine read) versus a snapshot of 10,000 open orders; time to the full reply and its size.
 - **memory**: server RSS before and after opening N idle connections with one subscription each, ÷ N.`;

@@ -8,8 +8,9 @@ import { createServer } from 'node:net';
 import * as hdr from 'hdr-histogram-js';
 
 /** The systems under test. */
-export type System = 'tradesync' | 'raw-ws' | 'socket.io' | 'nats';
-export const SYSTEMS: readonly System[] = ['tradesync', 'raw-ws', 'socket.io', 'nats'];
+export type System = 'tradesync' | 'raw-ws' | 'socket.io' | 'nats' | 'nats-jetstream';
+/** `nats`: core subscriptions (live only); `nats-jetstream`: the same broker, clients on JetStream ordered consumers that resume from their sequence. */
+export const SYSTEMS: readonly System[] = ['tradesync', 'raw-ws', 'socket.io', 'nats', 'nats-jetstream'];
 
 /**
  * Wall-clock milliseconds with sub-millisecond precision. Every process on this machine

@@ -13,6 +13,7 @@ const PEERS: Record<Exclude<System, 'tradesync'>, string> = {
   'raw-ws': new URL('./raw-ws-server.ts', import.meta.url).pathname,
   'socket.io': new URL('./socketio-server.ts', import.meta.url).pathname,
   nats: new URL('./nats-peer.ts', import.meta.url).pathname,
+  'nats-jetstream': new URL('./nats-peer.ts', import.meta.url).pathname,
 };
 
 const children = new Set<ChildProcess>();

@@ -8,6 +8,7 @@
 import { WebSocket } from 'ws';
 import { io, type Socket } from 'socket.io-client';
 import { wsconnect, type NatsConnection } from '@nats-io/nats-core';
+import { DeliverPolicy, jetstream } from '@nats-io/jetstream';
 import { natsSubject, newHistogram, now, encodeHistogram, type ClientSpec, type System, type WorkerCommand, type WorkerReply } from './common.js';
 import { isLiveFrame, offsets, scheds, sequenceNumber } from './scan.js';
 
@@ -234,6 +235,59 @@ class NatsClient implements BenchClient {
   }
 }
 
+/**
+ * NATS JetStream: an ordered consumer on the stream's subject of the `BENCH` stream (see
+ * nats-peer.ts), new messages only at first; after a cut, a new ordered consumer from the
+ * sequence after the last one seen. Synced once the messages pending at its creation arrived.
+ */
+class JetStreamClient implements BenchClient {
+  #nc: NatsConnection | undefined;
+  readonly #ours = new WeakSet<NatsConnection>();
+  readonly #found: number[] = [];
+  /** Stream sequence of the last message received (0: none yet). */
+  #last = 0;
+
+  constructor(private readonly port: number, private readonly stream: string) {}
+
+  async open(): Promise<boolean> {
+    const nc = await wsconnect({ servers: `ws://127.0.0.1:${this.port}`, reconnect: false });
+    this.#nc = nc;
+    void nc.closed().then(() => {
+      if (!this.#ours.has(nc)) stats.closedByServer++;
+    });
+    const resume = this.#last > 0;
+    const consumer = await jetstream(nc).consumers.get('BENCH', {
+      filter_subjects: natsSubject(this.stream),
+      ...(resume ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: this.#last + 1 } : { deliver_policy: DeliverPolicy.New }),
+    });
+    let pending = (await consumer.info(true)).num_pending;
+    const caughtUp = new Promise<void>((resolve) => {
+      if (pending === 0) resolve();
+      void (async () => {
+        for await (const msg of await consumer.consume()) {
+          this.#last = msg.seq;
+          this.#found.length = 0;
+          for (const sched of scheds(Buffer.from(msg.data.buffer, msg.data.byteOffset, msg.data.byteLength), this.#found)) record(sched);
+          if (pending > 0 && --pending === 0) resolve();
+        }
+      })().catch(() => {});
+    });
+    await caughtUp;
+    return resume;
+  }
+
+  cut(): void {
+    const nc = this.#nc;
+    if (!nc) return;
+    this.#ours.add(nc);
+    void nc.close();
+  }
+
+  close(): void {
+    this.cut();
+  }
+}
+
 function makeClient(system: System, port: number, spec: ClientSpec): BenchClient {
   switch (system) {
     case 'tradesync':
@@ -244,6 +298,8 @@ function makeClient(system: System, port: number, spec: ClientSpec): BenchClient
       return new SocketIoClient(port, spec.stream);
     case 'nats':
       return new NatsClient(port, spec.stream);
+    case 'nats-jetstream':
+      return new JetStreamClient(port, spec.stream);
   }
 }
 
