@@ -21,6 +21,7 @@ import { cpuMs, cpuMsOf, decodeHistogram, newHistogram, now, rssBytesOf, sleep, 
 import { order, produce, tick } from './peers/producer.js';
 import { killAll, startServer, type RunningServer } from './peers/servers.js';
 import { Worker } from './peers/workers.js';
+import { ingest, type IngestRow } from './ingest.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -32,7 +33,7 @@ const { values: args } = parseArgs({
   },
 });
 const QUICK = args.quick;
-const ONLY = new Set((args.only ?? 'fanout,accounts,storm,resync,memory').split(','));
+const ONLY = new Set((args.only ?? 'fanout,accounts,storm,resync,memory,ingest').split(','));
 const RUN_SYSTEMS = args.systems ? (args.systems.split(',') as System[]) : SYSTEMS;
 const CLIENTS = 1000;
 const RATES = args.rates ? args.rates.split(',').map(Number) : QUICK ? [300] : [100, 200, 300, 1000];
@@ -43,6 +44,9 @@ const DRAIN_MS = QUICK ? 1000 : 2000;
 const IDLE_CONNECTIONS = QUICK ? 2000 : 10_000;
 const RESYNC_REPEATS = QUICK ? 3 : 7;
 const CPU_PROF = process.env.BENCH_CPU_PROF;
+const INGEST_BATCHES = [1, 10, 100];
+const INGEST_MS = QUICK ? 2000 : 5000;
+const INGEST_IN_FLIGHT = 4;
 
 // ---------------------------------------------------------------------------------------
 // Rows
@@ -98,6 +102,7 @@ const latencyRows: LatencyRow[] = [];
 const stormRows: StormRow[] = [];
 const resyncRows: ResyncRow[] = [];
 const memoryRows: MemoryRow[] = [];
+let ingestRows: IngestRow[] = [];
 
 const ms = (us: number): number => us / 1000;
 const log = (line: string): void => console.log(line);
@@ -398,6 +403,12 @@ function tables(): string {
     lines.push('|---|---:|---:|---:|');
     for (const r of resyncRows) lines.push(`| ${r.kind} | ${f1(r.medianMs)} | ${f1(r.maxMs)} | ${r.bytes.toLocaleString('en-US')} |`);
   }
+  if (ingestRows.length > 0) {
+    lines.push('', `Ingest (events acknowledged as stored per second; ${INGEST_IN_FLIGHT} requests in flight, ${INGEST_MS / 1000} s each; latency of one request's acknowledgement):`, '');
+    lines.push('| system | durability | batch | events/s acknowledged | p50 ms | p99 ms | server µs/event | failed |');
+    lines.push('|---|---|---:|---:|---:|---:|---:|---:|');
+    for (const r of ingestRows) lines.push(`| ${r.system} | ${r.durability} | ${r.batch} | ${Math.round(r.eventsPerSec)} | ${f1(r.p50)} | ${f1(r.p99)} | ${f1(r.usPerEvent)} | ${r.failed} |`);
+  }
   if (memoryRows.length > 0) {
     lines.push('', 'Idle connections, one subscription each (server RSS after − before, ÷ connections):', '');
     lines.push('| system | connections | RSS before MB | RSS after MB | KB per connection |');
@@ -526,6 +537,7 @@ async function main(): Promise<void> {
     if (ONLY.has('memory')) await memory(system);
   }
   if (ONLY.has('resync') && RUN_SYSTEMS.includes('tradesync')) await resync();
+  if (ONLY.has('ingest')) ingestRows = await ingest({ batches: INGEST_BATCHES, durationMs: INGEST_MS, concurrency: INGEST_IN_FLIGHT, log, execArgv: serverFlags(), ...(args.systems ? { systems: new Set(RUN_SYSTEMS) } : {}) });
   const loadAfter = loadavg();
   const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
   const machine = [

@@ -8,7 +8,7 @@
  *
  *   node --conditions=@tradesync/source --import tsx bench/peers/nats-peer.ts PORT
  *
- * Prints `LISTENING PORT ws=WS_PORT pid=NATS_SERVER_PID` once both are up: the bench
+ * Prints `LISTENING PORT ws=WS_PORT nats=NATS_PORT pid=NATS_SERVER_PID` once both are up: the bench
  * counts this process and the broker together as the system's CPU and memory.
  */
 import { spawn } from 'node:child_process';
@@ -73,4 +73,4 @@ const http = createServer((req, res) => {
   res.writeHead(404).end();
 });
 http.keepAliveTimeout = 72_000;
-http.listen(port, '127.0.0.1', () => console.log(`LISTENING ${port} ws=${wsPort} pid=${broker.pid}`));
+http.listen(port, '127.0.0.1', () => console.log(`LISTENING ${port} ws=${wsPort} nats=${natsPort} pid=${broker.pid}`));

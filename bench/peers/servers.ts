@@ -49,6 +49,8 @@ export interface RunningServer {
   readonly clientPort: number;
   /** The process that takes the producer's requests. */
   readonly pid: number;
+  /** NATS: the broker's own (TCP) port, for publishers that talk to it directly. */
+  readonly brokerPort?: number;
   /** Every process of the system (NATS: the HTTP bridge and the broker), for CPU and memory. */
   readonly pids: readonly number[];
   /** Where a producer POSTs a JSON array of events. */
@@ -94,13 +96,15 @@ export async function startServer(system: System, options: StartOptions = {}): P
     child.stdout!.on('data', onData);
     child.once('exit', (code) => reject(new Error(`${system} server exited early (${code}): ${out}`)));
   });
-  // NATS: `LISTENING PORT ws=WS_PORT pid=BROKER_PID` (the broker is the bridge's child).
+  // NATS: `LISTENING PORT ws=WS_PORT nats=NATS_PORT pid=BROKER_PID` (the broker is the bridge's child).
   const wsPort = /ws=(\d+)/.exec(out)?.[1];
   const brokerPid = /pid=(\d+)/.exec(out)?.[1];
+  const brokerPort = /nats=(\d+)/.exec(out)?.[1];
   return {
     system,
     port,
     clientPort: wsPort ? Number(wsPort) : port,
+    ...(brokerPort ? { brokerPort: Number(brokerPort) } : {}),
     pid: child.pid!,
     pids: brokerPid ? [child.pid!, Number(brokerPid)] : [child.pid!],
     publishPath: system === 'tradesync' ? '/api/v1/events' : '/events',

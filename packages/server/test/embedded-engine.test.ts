@@ -48,6 +48,46 @@ describeEngineConformance('EmbeddedEngine', {
   },
 });
 
+describe('EmbeddedEngine group commit', () => {
+  it('commits the appends of one turn together, each call atomic and in call order, heard once by listeners', async () => {
+    const engine = await openEngine(tempDir());
+    const heard: number[][] = [];
+    engine.onAppend((events) => heard.push(events.map((e) => e.offset)));
+    const calls = [ev(ORDERS, 1), ev(MARKET, 1), ev(ORDERS, 2)].map((e) => engine.append([e, { ...e, data: { again: true } }]));
+    const stored = await Promise.all(calls);
+    expect(stored.map((s) => s.map((e) => `${e.stream}@${e.offset}`))).toEqual([
+      [`${ORDERS}@1`, `${ORDERS}@2`],
+      [`${MARKET}@1`, `${MARKET}@2`],
+      [`${ORDERS}@3`, `${ORDERS}@4`],
+    ]);
+    // One transaction: one commit time for all, and one notification.
+    expect(new Set(stored.flat().map((e) => e.timestamp)).size).toBe(1);
+    expect(heard).toEqual([[1, 2, 1, 2, 3, 4]]);
+  });
+
+  it('fails only the call that cannot be stored when a group goes wrong, and stores the others', async () => {
+    const engine = await openEngine(tempDir());
+    const good = engine.append([ev(ORDERS, 1)]);
+    // A value JSON cannot hold: this call's events cannot be written.
+    const bad = engine.append([{ stream: ORDERS, type: 'order:updated', data: { n: 1n } as unknown as Record<string, unknown> }]);
+    const later = engine.append([ev(ORDERS, 2)]);
+    await expect(bad).rejects.toThrow();
+    expect((await good).map((e) => e.offset)).toEqual([1]);
+    expect((await later).map((e) => e.offset)).toEqual([2]);
+    expect((await engine.head(ORDERS)).offset).toBe(2);
+  });
+
+  it('commits what was accepted before close', async () => {
+    const dir = tempDir();
+    const engine = await openEngine(dir);
+    const appended = engine.append([ev(ORDERS, 1)]);
+    await engine.close();
+    expect((await appended).map((e) => e.offset)).toEqual([1]);
+    const reopened = await openEngine(dir);
+    expect((await reopened.head(ORDERS)).offset).toBe(1);
+  });
+});
+
 describe('EmbeddedEngine epoch', () => {
   it('gives every stream, even one never appended to, the one epoch of the database', async () => {
     const engine = await openEngine(tempDir());

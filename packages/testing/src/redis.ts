@@ -16,6 +16,8 @@ export interface TestRedis extends AsyncDisposable {
   readonly port: number;
   /** The server's data directory (its append-only file lives here). */
   readonly dir: string;
+  /** The redis-server process while it runs (for its CPU time in benchmarks). */
+  readonly pid: number | undefined;
   /** Stops the server (SIGTERM, waits for exit). */
   stop(): Promise<void>;
   /** Kills the server at once (SIGKILL). */
@@ -139,6 +141,9 @@ export async function startRedis(options: TestRedisOptions = {}): Promise<TestRe
     url: `redis://127.0.0.1:${port}`,
     port,
     dir,
+    get pid() {
+      return child?.pid;
+    },
     stop: () => end('SIGTERM'),
     kill: () => end('SIGKILL'),
     async restart(restartOptions = {}) {
@@ -191,6 +196,9 @@ export function useTestRedis(options: { flushBeforeEach?: boolean } & TestRedisO
     },
     get port() {
       return server().port;
+    },
+    get pid() {
+      return server().pid;
     },
     get dir() {
       return server().dir;

@@ -120,8 +120,15 @@ interface OpenState {
   readonly stmts: Statements;
   /** The database epoch: new streams take it; it changes only with a new database file. */
   readonly epoch: string;
-  readonly appendTx: (events: readonly EventInput[], timestamp: string) => StoredEvent[];
+  /** The appends of one group commit, in one transaction: each call's events, in call order. */
+  readonly appendTx: (calls: ReadonlyArray<readonly EventInput[]>, timestamp: string) => StoredEvent[][];
   readonly trimTx: (stream: string, upTo: number) => number;
+}
+
+interface PendingAppend {
+  readonly events: readonly EventInput[];
+  readonly resolve: (stored: StoredEvent[]) => void;
+  readonly reject: (error: unknown) => void;
 }
 
 /** SQLite result codes that mean "storage unreachable right now" rather than a bug. */
@@ -142,6 +149,8 @@ export class EmbeddedEngine implements Engine {
   private readonly resetListeners = new Set<(stream: string, head: StreamHead) => void>();
   private state: OpenState | undefined;
   private closed = false;
+  /** Appends waiting for the group commit at the end of this turn of the event loop. */
+  private pending: PendingAppend[] = [];
 
   constructor(options: EmbeddedEngineOptions) {
     this.dataDir = options.dataDir;
@@ -166,8 +175,8 @@ export class EmbeddedEngine implements Engine {
         db,
         stmts,
         epoch,
-        appendTx: db.transaction((events: readonly EventInput[], timestamp: string) =>
-          appendInTx(stmts, epoch, events, timestamp),
+        appendTx: db.transaction((calls: ReadonlyArray<readonly EventInput[]>, timestamp: string) =>
+          calls.map((events) => appendInTx(stmts, epoch, events, timestamp)),
         ),
         trimTx: db.transaction((stream: string, upTo: number) => trimInTx(stmts, stream, upTo)),
       };
@@ -178,20 +187,57 @@ export class EmbeddedEngine implements Engine {
   }
 
   async close(): Promise<void> {
+    // What was accepted before close is committed (or fails) first.
+    this.commitPending();
     this.closed = true;
     const state = this.state;
     this.state = undefined;
     state?.db.close();
   }
 
+  /**
+   * Group commit: the appends made in one turn of the event loop (say, the requests of
+   * several producers parsed together) share one transaction, so one commit (and with
+   * `full`, one fsync) serves them all. Each call's events stay atomic and in order, and
+   * its promise resolves only after the commit.
+   */
   async append(events: readonly EventInput[]): Promise<StoredEvent[]> {
     if (events.length === 0) return [];
-    const { appendTx } = this.open_();
-    // One timestamp per call: the events of one append happened at the same instant.
-    const stored = guard(() => appendTx(events, new Date().toISOString()));
+    this.open_();
+    return new Promise((resolve, reject) => {
+      this.pending.push({ events, resolve, reject });
+      if (this.pending.length === 1) setImmediate(() => this.commitPending());
+    });
+  }
+
+  private commitPending(): void {
+    const group = this.pending;
+    if (group.length === 0) return;
+    this.pending = [];
+    // One timestamp per commit: its events happened at the same instant.
+    const timestamp = new Date().toISOString();
+    let stored: StoredEvent[][];
+    try {
+      const { appendTx } = this.open_();
+      stored = guard(() => appendTx(group.map((call) => call.events), timestamp));
+    } catch (error) {
+      // One call's failure must not fail the others: commit each alone.
+      if (group.length === 1) return group[0]!.reject(error);
+      for (const call of group) {
+        try {
+          const { appendTx } = this.open_();
+          const [mine] = guard(() => appendTx([call.events], timestamp));
+          this.notifyAppend(mine!);
+          call.resolve(mine!);
+        } catch (own) {
+          call.reject(own);
+        }
+      }
+      return;
+    }
     // Only after the commit: listeners must never hear of an event that could roll back.
-    this.notifyAppend(stored);
-    return stored;
+    this.notifyAppend(stored.flat());
+    group.forEach((call, i) => call.resolve(stored[i]!));
   }
 
   async read(stream: string, after: number, limit: number): Promise<ReadResult> {
