@@ -71,6 +71,11 @@ export const DEFAULT_ACCOUNTS: readonly AccountSpec[] = [
 ];
 export const DEFAULT_RATE = 15;
 
+/** Steps run back to back before their events are published together, at full speed. */
+const STEPS_PER_BURST = 20;
+/** Held events that make a publish happen at once, whatever the burst. */
+const HELD_EVENTS = 2000;
+
 /**
  * The built-in trading engine. Everything happens in `step()`: one move of the
  * simulated market and all that follows from it (indicators, patterns, signals,
@@ -93,6 +98,8 @@ export class Simulator {
   readonly #filter = new ChangeFilter();
   readonly #reconciler: Reconciler | undefined;
   readonly #options: Required<Pick<SimulatorOptions, 'rate' | 'markEverySteps' | 'reconcileEverySteps' | 'loseReportEverySteps'>> & Pick<SimulatorOptions, 'onError'>;
+  /** Events of steps run but not yet published (see #pace). */
+  #held: EventInput[] = [];
   #steps = 0;
   /** A broker report is due to be lost: the next close report that comes is dropped. */
   #loseArmed = false;
@@ -170,18 +177,34 @@ export class Simulator {
   async stop(): Promise<void> {
     this.#running = false;
     await this.#loop;
+    // A burst cut short by an error may still hold events.
+    if (this.#held.length > 0) await this.#serial(() => this.#flush()).catch((err: unknown) => this.#options.onError?.(err));
     await this.#queue.catch(() => undefined);
   }
 
+  /**
+   * While running, the events of consecutive steps are held and published together (one
+   * append, one request's worth of work for the gateway) at the end of each burst, or
+   * once HELD_EVENTS are waiting: the rate is no longer one round trip per step. Anything
+   * that needs the gateway to have them (a command's events, reconciliation) publishes
+   * the held ones first, so the order of events is the order of steps.
+   */
   async #pace(): Promise<void> {
     const rate = this.#options.rate;
     let budget = 0;
     let last = performance.now();
+    const stepHeld = () =>
+      this.#serial(async () => {
+        if (!this.#started) await this.#start();
+        return this.#step(true);
+      });
+    const flush = () => this.#serial(() => this.#flush());
     while (this.#running) {
       try {
         if (!Number.isFinite(rate)) {
-          await this.step();
-          // Let sockets and timers breathe between steps.
+          for (let i = 0; i < STEPS_PER_BURST && this.#running; i++) await stepHeld();
+          await flush();
+          // Let sockets and timers breathe between bursts.
           await new Promise<void>((resolve) => setImmediate(resolve));
           continue;
         }
@@ -189,7 +212,8 @@ export class Simulator {
         // Never save up more than a second: after a stall, catch up gently, not in a burst.
         budget = Math.min(budget + ((now - last) / 1000) * rate, rate);
         last = now;
-        while (this.#running && budget > 0) budget -= await this.step();
+        while (this.#running && budget > 0) budget -= await stepHeld();
+        await flush();
         await new Promise<void>((resolve) => setTimeout(resolve, 50));
       } catch (err) {
         this.#options.onError?.(err);
@@ -204,11 +228,17 @@ export class Simulator {
     return result;
   }
 
+  /** Publishes `out` after whatever steps are holding (see #pace), in one append. */
   async #publish(out: EventInput[]): Promise<number> {
-    if (out.length === 0) return 0;
-    await this.#sink.publish(out);
-    this.#eventsPublished += out.length;
+    const all = this.#held.length > 0 ? [...this.#held.splice(0), ...out] : out;
+    if (all.length === 0) return 0;
+    await this.#sink.publish(all);
+    this.#eventsPublished += all.length;
     return out.length;
+  }
+
+  #flush(): Promise<number> {
+    return this.#publish([]);
   }
 
   async #start(): Promise<number> {
@@ -222,7 +252,8 @@ export class Simulator {
     return count;
   }
 
-  async #step(): Promise<number> {
+  /** One step; `hold`: keep its events for the next publish instead of publishing them now. */
+  async #step(hold = false): Promise<number> {
     this.clock.advance();
     const nowMs = this.clock.now();
     const now = iso(nowMs);
@@ -255,11 +286,20 @@ export class Simulator {
     const lose = this.#options.loseReportEverySteps;
     if (lose > 0 && n % lose === lose - 1) this.#loseArmed = true;
     if (this.#loseArmed && loseOneReport(out)) this.#loseArmed = false;
-    let count = await this.#publish(out);
+    let count = out.length;
+    if (hold) {
+      this.#held.push(...out);
+      if (this.#held.length >= HELD_EVENTS) await this.#flush();
+    } else {
+      await this.#publish(out);
+    }
 
     const every = this.#options.reconcileEverySteps;
-    // After the step is stored, so the gateway's state includes it.
-    if (this.#reconciler && every > 0 && n % every === every - 1) count += await this.#publish(this.#reconciler.run(nowMs));
+    if (this.#reconciler && every > 0 && n % every === every - 1) {
+      // After the step is stored, so the gateway's state includes it.
+      await this.#flush();
+      count += await this.#publish(this.#reconciler.run(nowMs));
+    }
     return count;
   }
 
