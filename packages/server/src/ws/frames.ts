@@ -94,16 +94,20 @@ export function pendingForSession(pending: PendingEvent, session: string): Pendi
 /** An event as every subscriber receives it, serialized once. */
 /**
  * Each event's JSON, made once and reused: by every live frame that carries it and by
- * every `subscribed` reply that replays it (a reconnect storm replays the same events to
- * a thousand clients). Keyed weakly by the event object, so an entry lives exactly as long
- * as the event does (the store's memory window, a read from the engine being replied):
- * bounded by what is held anyway.
+ * every `subscribed` reply that replays it (a reconnect storm replays the same recent
+ * events to a thousand clients). Bounded: the newest EVENT_JSON_CACHE events serialized
+ * are kept (the oldest go first), so memory stays flat however many streams and windows.
  */
-const EVENT_JSON = new WeakMap<StoredEvent, string>();
+const EVENT_JSON_CACHE = 10_000;
+const eventJsonCache = new Map<StoredEvent, string>();
 
 export function serializeEvent(event: StoredEvent): string {
-  let json = EVENT_JSON.get(event);
-  if (json === undefined) EVENT_JSON.set(event, (json = eventJson(event)));
+  let json = eventJsonCache.get(event);
+  if (json === undefined) {
+    json = eventJson(event);
+    eventJsonCache.set(event, json);
+    if (eventJsonCache.size > EVENT_JSON_CACHE) eventJsonCache.delete(eventJsonCache.keys().next().value!);
+  }
   return json;
 }
 
