@@ -32,6 +32,7 @@ const { values: args } = parseArgs({
     rates: { type: 'string' },
     batches: { type: 'string' },
     runs: { type: 'string' },
+    idle: { type: 'string' },
     'no-docs': { type: 'boolean', default: false },
   },
 });
@@ -44,7 +45,7 @@ const ACCOUNT_RATE = 1000;
 const WARMUP_MS = QUICK ? 1000 : 2000;
 const MEASURE_MS = QUICK ? 2000 : 8000;
 const DRAIN_MS = QUICK ? 1000 : 2000;
-const IDLE_CONNECTIONS = QUICK ? 2000 : 10_000;
+const IDLE_CONNECTIONS = args.idle ? Number(args.idle) : QUICK ? 2000 : 10_000;
 const RESYNC_REPEATS = QUICK ? 3 : 7;
 const CPU_PROF = process.env.BENCH_CPU_PROF;
 const INGEST_BATCHES = args.batches ? args.batches.split(',').map(Number) : [1, 10, 100];
@@ -508,6 +509,8 @@ const HOW_TO = `### How to run
 npm run bench              # full suite, ~6 minutes on 2 cores
 npm run bench -- --quick   # ~1.5 minutes: fan-out at 300/s only, 2 s windows, 2,000 idle connections
 npm run bench -- --only fanout,storm --systems tradesync,raw-ws   # a subset
+npm run bench -- --quick --runs 3 --rates 100,300 --idle 10000   # what the latest results below ran: medians of 3 runs
+npm run bench -- --only ingest --batches 1,100 --systems tradesync,redis   # ingest only (systems: tradesync, nats-jetstream, redis)
 BENCH_CPU_PROF=/tmp/prof npm run bench -- --quick --only fanout --systems tradesync   # server CPU profile
 \`\`\`
 
@@ -543,7 +546,11 @@ clients (two processes that count frames and read \`sched\`/offsets with a byte 
   core subscriptions (\`nats\`) just reopen. Time until the last client is synced, and the server's CPU meanwhile.
 - **resync**: TradeSync only, one client: \`subscribe\` with \`since\` 1,000 and 10,000 events back
   (memory window vs engine read) versus a snapshot of 10,000 open orders; time to the full reply and its size.
-- **memory**: server RSS before and after opening N idle connections with one subscription each, ÷ N.`;
+- **memory**: server RSS before and after opening N idle connections with one subscription each, ÷ N.
+- **ingest** (\`bench/ingest.ts\`): events a second each system acknowledges as stored, batches of 1, 10
+  and 100, 4 requests in flight: TradeSync's \`POST /api/v1/events\` with \`durability normal\` and
+  \`full\`, NATS JetStream publishes each awaiting its PubAck, Redis \`XADD\` pipelines with
+  \`appendfsync everysec\` and \`always\`; the events update 20 open orders on each of 100 streams.`;
 
 /** Hand-written notes kept across runs: from this heading to the end of our section. */
 const NOTES_HEADING = '### Profile notes';
