@@ -95,18 +95,24 @@ export function pendingForSession(pending: PendingEvent, session: string): Pendi
 /**
  * Each event's JSON, made once and reused: by every live frame that carries it and by
  * every `subscribed` reply that replays it (a reconnect storm replays the same recent
- * events to a thousand clients). Bounded: the newest EVENT_JSON_CACHE events serialized
- * are kept (the oldest go first), so memory stays flat however many streams and windows.
+ * events to a thousand clients). Bounded by count and by size (the oldest go first), so
+ * memory stays flat however many streams, windows and large events there are.
  */
-const EVENT_JSON_CACHE = 10_000;
+const EVENT_JSON_MAX_ENTRIES = 10_000;
+const EVENT_JSON_MAX_CHARS = 2 * 2 ** 20;
 const eventJsonCache = new Map<StoredEvent, string>();
+let eventJsonChars = 0;
 
 export function serializeEvent(event: StoredEvent): string {
   let json = eventJsonCache.get(event);
-  if (json === undefined) {
-    json = eventJson(event);
-    eventJsonCache.set(event, json);
-    if (eventJsonCache.size > EVENT_JSON_CACHE) eventJsonCache.delete(eventJsonCache.keys().next().value!);
+  if (json !== undefined) return json;
+  json = eventJson(event);
+  eventJsonCache.set(event, json);
+  eventJsonChars += json.length;
+  while (eventJsonCache.size > EVENT_JSON_MAX_ENTRIES || eventJsonChars > EVENT_JSON_MAX_CHARS) {
+    const [oldest, text] = eventJsonCache.entries().next().value!;
+    eventJsonCache.delete(oldest);
+    eventJsonChars -= text.length;
   }
   return json;
 }
