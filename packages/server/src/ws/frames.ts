@@ -95,11 +95,14 @@ export function pendingForSession(pending: PendingEvent, session: string): Pendi
 /**
  * Each event's JSON, made once and reused: by every live frame that carries it and by
  * every `subscribed` reply that replays it (a reconnect storm replays the same recent
- * events to a thousand clients). Bounded by count and by size (the oldest go first), so
- * memory stays flat however many streams, windows and large events there are.
+ * events to a thousand clients). Bounded by count and by size (the oldest go first), and
+ * only events up to 16 K characters, so memory stays flat however many streams, windows
+ * and large events there are.
  */
 const EVENT_JSON_MAX_ENTRIES = 10_000;
 const EVENT_JSON_MAX_CHARS = 2 * 2 ** 20;
+/** A larger event is serialized each time it is needed: kept, it would only hold memory old (and it is rare). */
+const EVENT_JSON_MAX_ENTRY_CHARS = 16 * 1024;
 const eventJsonCache = new Map<StoredEvent, string>();
 let eventJsonChars = 0;
 
@@ -107,6 +110,7 @@ export function serializeEvent(event: StoredEvent): string {
   let json = eventJsonCache.get(event);
   if (json !== undefined) return json;
   json = eventJson(event);
+  if (json.length > EVENT_JSON_MAX_ENTRY_CHARS) return json;
   eventJsonCache.set(event, json);
   eventJsonChars += json.length;
   while (eventJsonCache.size > EVENT_JSON_MAX_ENTRIES || eventJsonChars > EVENT_JSON_MAX_CHARS) {
