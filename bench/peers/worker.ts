@@ -197,30 +197,32 @@ class SocketIoClient implements BenchClient {
 // nats.js's WebSocket transport uses the global WebSocket, which Node 20 has only behind a flag.
 (globalThis as { WebSocket?: unknown }).WebSocket ??= WebSocket;
 
-/** NATS over its WebSocket listener: a core subscription on the stream's subject (see nats-peer.ts); no resume. */
-class NatsClient implements BenchClient {
+/** What the two NATS clients share: the WebSocket connection, telling our own closes from the server's, and reading `sched`s. */
+abstract class NatsBenchClient implements BenchClient {
   #nc: NatsConnection | undefined;
   /** Connections this client closed itself: their end is not the server's doing. */
   readonly #ours = new WeakSet<NatsConnection>();
   readonly #found: number[] = [];
 
-  constructor(private readonly port: number, private readonly stream: string) {}
+  constructor(
+    private readonly port: number,
+    protected readonly stream: string,
+  ) {}
 
-  async open(): Promise<boolean> {
+  abstract open(): Promise<boolean>;
+
+  protected async connect(): Promise<NatsConnection> {
     const nc = await wsconnect({ servers: `ws://127.0.0.1:${this.port}`, reconnect: false });
     this.#nc = nc;
     void nc.closed().then(() => {
       if (!this.#ours.has(nc)) stats.closedByServer++;
     });
-    nc.subscribe(natsSubject(this.stream), {
-      callback: (_err, msg) => {
-        this.#found.length = 0;
-        for (const sched of scheds(Buffer.from(msg.data.buffer, msg.data.byteOffset, msg.data.byteLength), this.#found)) record(sched);
-      },
-    });
-    // The subscription is registered on the server once a round trip completes.
-    await nc.flush();
-    return false;
+    return nc;
+  }
+
+  protected received(data: Uint8Array): void {
+    this.#found.length = 0;
+    for (const sched of scheds(Buffer.from(data.buffer, data.byteOffset, data.byteLength), this.#found)) record(sched);
   }
 
   cut(): void {
@@ -235,56 +237,45 @@ class NatsClient implements BenchClient {
   }
 }
 
+/** NATS over its WebSocket listener: a core subscription on the stream's subject (see nats-peer.ts); no resume. */
+class NatsClient extends NatsBenchClient {
+  async open(): Promise<boolean> {
+    const nc = await this.connect();
+    nc.subscribe(natsSubject(this.stream), { callback: (_err, msg) => this.received(msg.data) });
+    // The subscription is registered on the server once a round trip completes.
+    await nc.flush();
+    return false;
+  }
+}
+
 /**
  * NATS JetStream: an ordered consumer on the stream's subject of the `BENCH` stream (see
  * nats-peer.ts), new messages only at first; after a cut, a new ordered consumer from the
  * sequence after the last one seen. Synced once the messages pending at its creation arrived.
  */
-class JetStreamClient implements BenchClient {
-  #nc: NatsConnection | undefined;
-  readonly #ours = new WeakSet<NatsConnection>();
-  readonly #found: number[] = [];
+class JetStreamClient extends NatsBenchClient {
   /** Stream sequence of the last message received (0: none yet). */
   #last = 0;
 
-  constructor(private readonly port: number, private readonly stream: string) {}
-
   async open(): Promise<boolean> {
-    const nc = await wsconnect({ servers: `ws://127.0.0.1:${this.port}`, reconnect: false });
-    this.#nc = nc;
-    void nc.closed().then(() => {
-      if (!this.#ours.has(nc)) stats.closedByServer++;
-    });
+    const nc = await this.connect();
     const resume = this.#last > 0;
     const consumer = await jetstream(nc).consumers.get('BENCH', {
       filter_subjects: natsSubject(this.stream),
       ...(resume ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: this.#last + 1 } : { deliver_policy: DeliverPolicy.New }),
     });
     let pending = (await consumer.info(true)).num_pending;
-    const caughtUp = new Promise<void>((resolve) => {
+    await new Promise<void>((resolve) => {
       if (pending === 0) resolve();
       void (async () => {
         for await (const msg of await consumer.consume()) {
           this.#last = msg.seq;
-          this.#found.length = 0;
-          for (const sched of scheds(Buffer.from(msg.data.buffer, msg.data.byteOffset, msg.data.byteLength), this.#found)) record(sched);
+          this.received(msg.data);
           if (pending > 0 && --pending === 0) resolve();
         }
       })().catch(() => {});
     });
-    await caughtUp;
     return resume;
-  }
-
-  cut(): void {
-    const nc = this.#nc;
-    if (!nc) return;
-    this.#ours.add(nc);
-    void nc.close();
-  }
-
-  close(): void {
-    this.cut();
   }
 }
 
