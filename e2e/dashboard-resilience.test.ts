@@ -6,7 +6,7 @@ import type { Browser, Page } from 'playwright-core';
 import { EmbeddedEngine } from '@tradesync/server';
 import { httpJson, metric } from '@tradesync/testing';
 import { UnreadableStreamsEngine } from '@tradesync/testing/unreadable-engine';
-import { ARTIFACTS, countSockets, deskEvents, launchBrowser, marketHistory, publishAll, startDeskGateway, type DeskGateway } from './support/desk.js';
+import { ARTIFACTS, countSockets, deskEvents, launchBrowser, marketHistory, publishAll, restartableDeskGateway, startDeskGateway } from './support/desk.js';
 
 /**
  * Never stale: the dashboard through a gateway restart (same port, same data) and
@@ -42,81 +42,66 @@ async function fromServer(url: string): Promise<{ positions: string[]; orders: s
 
 describe('the dashboard stays true', { timeout: 90_000 }, () => {
   it('survives a gateway restart: Reconnecting (attempt n/10) → Live → State synchronized, and shows what the server has', async () => {
-    let gw: DeskGateway | undefined = await startDeskGateway({ keepData: true });
-    const port = gw.gateway.port;
-    const dataDir = gw.dataDir;
-    try {
-      await publishAll(gw.url, [...marketHistory('demo', 60), ...deskEvents('demo')]);
-      const page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
-      const sockets = countSockets(page);
-      await page.goto(`${gw.url}/`);
-      await expect.poll(() => statusText(page), { timeout: 15_000 }).toBe('Live');
-      await expect.poll(() => page.locator('[data-testid="positions-table"] tr[data-symbol]').count()).toBe(3);
+    await using desk = await restartableDeskGateway();
+    await publishAll(desk.gw.url, [...marketHistory('demo', 60), ...deskEvents('demo')]);
+    const page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
+    const sockets = countSockets(page);
+    await page.goto(`${desk.gw.url}/`);
+    await expect.poll(() => statusText(page), { timeout: 15_000 }).toBe('Live');
+    await expect.poll(() => page.locator('[data-testid="positions-table"] tr[data-symbol]').count()).toBe(3);
 
-      await gw.stop();
-      await expect.poll(() => statusText(page), { timeout: 10_000 }).toMatch(/^Reconnecting \(attempt \d+\/10\)/);
-      await expect.poll(() => page.locator('.countdown').textContent(), { timeout: 5000 }).toMatch(/^Retrying in \d+s…$/);
-      // Panels grey out while the data cannot be trusted to be current.
-      expect(await page.locator('[data-panel="positions"]').getAttribute('data-stale')).toBe('true');
-      await page.screenshot({ path: `${ARTIFACTS}/reconnecting.png` });
+    await desk.stop();
+    await expect.poll(() => statusText(page), { timeout: 10_000 }).toMatch(/^Reconnecting \(attempt \d+\/10\)/);
+    await expect.poll(() => page.locator('.countdown').textContent(), { timeout: 5000 }).toMatch(/^Retrying in \d+s…$/);
+    // Panels grey out while the data cannot be trusted to be current.
+    expect(await page.locator('[data-panel="positions"]').getAttribute('data-stale')).toBe('true');
+    await page.screenshot({ path: `${ARTIFACTS}/reconnecting.png` });
 
-      gw = await startDeskGateway({ port, dataDir, keepData: true });
-      // What changed while the page was away: it must show it after the resync.
-      await publishAll(gw.url, [
-        { stream: 'portfolio:demo', type: 'position:closed', data: { symbol: 'AAPL' } },
-        { stream: 'portfolio:demo', type: 'position:updated', data: { symbol: 'BTC-USD', side: 'long', quantity: '0.7000', avg_price: '41900.00', mark_price: '42100.00', unrealized_pnl: '140.00' } },
-        { stream: 'orders:demo', type: 'order:closed', data: { order_id: 'ord-demo-1', status: 'filled' } },
-        { stream: 'orders:demo', type: 'order:updated', data: { order_id: 'ord-after-restart', symbol: 'MSFT', side: 'sell', order_type: 'limit', quantity: '5', price: '420.00', filled_quantity: '0', status: 'open', session_id: 's1', created_at: new Date().toISOString() } },
-      ]);
-      await page.getByText('State synchronized').waitFor({ timeout: 30_000 });
-      expect(await statusText(page)).toBe('Live');
-      await expect.poll(() => page.locator('[data-panel="positions"]').getAttribute('data-stale')).toBe('false');
-      await expect.poll(() => onScreen(page)).toEqual(await fromServer(gw.url));
-      const shown = await onScreen(page);
-      expect(shown.positions).toContain('BTC-USD=0.7000');
-      expect(shown.orders).toContain('ord-after-restart');
-      expect(shown.orders).not.toContain('ord-demo-1');
-      await page.screenshot({ path: `${ARTIFACTS}/resynced.png` });
-      // A reconnect replaces the socket (a try while the gateway was still starting may add one); never two at once.
-      expect(sockets.count).toBeGreaterThanOrEqual(2);
-      expect(sockets.maxOpen).toBe(1);
-      await page.close();
-    } finally {
-      await gw?.stop();
-      const { rmSync } = await import('node:fs');
-      rmSync(dataDir, { recursive: true, force: true });
-    }
+    const gw = await desk.restart();
+    // What changed while the page was away: it must show it after the resync.
+    await publishAll(gw.url, [
+      { stream: 'portfolio:demo', type: 'position:closed', data: { symbol: 'AAPL' } },
+      { stream: 'portfolio:demo', type: 'position:updated', data: { symbol: 'BTC-USD', side: 'long', quantity: '0.7000', avg_price: '41900.00', mark_price: '42100.00', unrealized_pnl: '140.00' } },
+      { stream: 'orders:demo', type: 'order:closed', data: { order_id: 'ord-demo-1', status: 'filled' } },
+      { stream: 'orders:demo', type: 'order:updated', data: { order_id: 'ord-after-restart', symbol: 'MSFT', side: 'sell', order_type: 'limit', quantity: '5', price: '420.00', filled_quantity: '0', status: 'open', session_id: 's1', created_at: new Date().toISOString() } },
+    ]);
+    await page.getByText('State synchronized').waitFor({ timeout: 30_000 });
+    expect(await statusText(page)).toBe('Live');
+    await expect.poll(() => page.locator('[data-panel="positions"]').getAttribute('data-stale')).toBe('false');
+    await expect.poll(() => onScreen(page)).toEqual(await fromServer(gw.url));
+    const shown = await onScreen(page);
+    expect(shown.positions).toContain('BTC-USD=0.7000');
+    expect(shown.orders).toContain('ord-after-restart');
+    expect(shown.orders).not.toContain('ord-demo-1');
+    await page.screenshot({ path: `${ARTIFACTS}/resynced.png` });
+    // A reconnect replaces the socket (a try while the gateway was still starting may add one); never two at once.
+    expect(sockets.count).toBeGreaterThanOrEqual(2);
+    expect(sockets.maxOpen).toBe(1);
+    await page.close();
   });
 
   it('"Reconnect now" skips the backoff wait (Live at once, not after the countdown), and the page reports its reconnects and toasts to /metrics', async () => {
-    let gw: DeskGateway | undefined = await startDeskGateway({ keepData: true });
-    const port = gw.gateway.port;
-    const dataDir = gw.dataDir;
-    try {
-      await publishAll(gw.url, deskEvents('demo'));
-      const page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
-      // Client metrics every second (15 s by default), so the test sees them soon.
-      await page.goto(`${gw.url}/?metricsEveryMs=1000`);
-      await expect.poll(() => statusText(page), { timeout: 15_000 }).toBe('Live');
-      // The desk's campaign above 80% made a toast; the page reports it.
-      await expect.poll(() => metric(gw!.url, 'tradesync_client_toasts_shown_total'), { timeout: 5000 }).toBeGreaterThanOrEqual(1);
-      await gw.stop();
-      // Backoff 1, 2, 4, 8 s (±20%): wait for a countdown of at least 6 s.
-      const countdown = page.locator('.countdown');
-      await expect.poll(async () => Number(/(\d+)s/.exec((await countdown.textContent().catch(() => '')) ?? '')?.[1] ?? 0), { timeout: 20_000 }).toBeGreaterThanOrEqual(6);
-      gw = await startDeskGateway({ port, dataDir, keepData: true });
-      await page.getByRole('button', { name: 'Reconnect now' }).click();
-      // Well before the countdown would have run out.
-      await expect.poll(() => statusText(page), { timeout: 4000 }).toBe('Live');
-      // The page reports its failed tries and the reconnect that worked (POST /api/client-metrics).
-      await expect.poll(() => metric(gw!.url, 'tradesync_client_reconnect_successes_total'), { timeout: 5000 }).toBe(1);
-      expect(await metric(gw.url, 'tradesync_client_reconnect_attempts_total')).toBeGreaterThanOrEqual(3);
-      await page.close();
-    } finally {
-      await gw?.stop();
-      const { rmSync } = await import('node:fs');
-      rmSync(dataDir, { recursive: true, force: true });
-    }
+    await using desk = await restartableDeskGateway();
+    const first = desk.gw;
+    await publishAll(first.url, deskEvents('demo'));
+    const page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
+    // Client metrics every second (15 s by default), so the test sees them soon.
+    await page.goto(`${first.url}/?metricsEveryMs=1000`);
+    await expect.poll(() => statusText(page), { timeout: 15_000 }).toBe('Live');
+    // The desk's campaign above 80% made a toast; the page reports it.
+    await expect.poll(() => metric(first.url, 'tradesync_client_toasts_shown_total'), { timeout: 5000 }).toBeGreaterThanOrEqual(1);
+    await desk.stop();
+    // Backoff 1, 2, 4, 8 s (±20%): wait for a countdown of at least 6 s.
+    const countdown = page.locator('.countdown');
+    await expect.poll(async () => Number(/(\d+)s/.exec((await countdown.textContent().catch(() => '')) ?? '')?.[1] ?? 0), { timeout: 20_000 }).toBeGreaterThanOrEqual(6);
+    const gw = await desk.restart();
+    await page.getByRole('button', { name: 'Reconnect now' }).click();
+    // Well before the countdown would have run out.
+    await expect.poll(() => statusText(page), { timeout: 4000 }).toBe('Live');
+    // The page reports its failed tries and the reconnect that worked (POST /api/client-metrics).
+    await expect.poll(() => metric(gw.url, 'tradesync_client_reconnect_successes_total'), { timeout: 5000 }).toBe(1);
+    expect(await metric(gw.url, 'tradesync_client_reconnect_attempts_total')).toBeGreaterThanOrEqual(3);
+    await page.close();
   });
 
   it('shows a banner when sync fails, and Force Sync recovers', async () => {

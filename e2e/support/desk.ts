@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -55,6 +55,37 @@ export async function startDeskGateway(options: { port?: number; dataDir?: strin
   );
   commands.gateway = gw;
   return Object.assign(gw, { commands });
+}
+
+/**
+ * A desk gateway that stops and starts again on the same port with the same data, as a
+ * restarted server does; `gw` is the one running now. `await using` stops it and removes
+ * the data.
+ */
+export interface RestartableDesk extends AsyncDisposable {
+  readonly gw: DeskGateway;
+  stop(): Promise<void>;
+  restart(): Promise<DeskGateway>;
+}
+
+export async function restartableDeskGateway(): Promise<RestartableDesk> {
+  let gw = await startDeskGateway({ keepData: true });
+  const { port } = gw.gateway;
+  const { dataDir } = gw;
+  return {
+    get gw() {
+      return gw;
+    },
+    stop: () => gw.stop(),
+    async restart() {
+      gw = await startDeskGateway({ port, dataDir, keepData: true });
+      return gw;
+    },
+    async [Symbol.asyncDispose]() {
+      await gw.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
 }
 
 /**
