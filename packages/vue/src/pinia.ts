@@ -1,7 +1,8 @@
-import { markRaw, onScopeDispose, watch, type UnwrapRef } from 'vue';
+import { markRaw, type UnwrapRef } from 'vue';
 import type { PiniaPlugin, PiniaPluginContext, StateTree } from 'pinia';
 import type { StreamHandle, SubscribeParams, TradeSyncClient } from '@tradesync/client';
 import type { StreamState } from '@tradesync/protocol';
+import { holdStream } from './scope.js';
 
 /** The keys of a store's state that can hold a stream's state (a setup store's state holds refs of it). */
 export type StreamStateKeys<S> = { [K in keyof S]: UnwrapRef<S[K]> extends StreamState ? K : never }[keyof S] & string;
@@ -68,16 +69,5 @@ function bind(client: TradeSyncClient, store: PiniaPluginContext['store'], key: 
     return handle;
   };
 
-  let handle = open(typeof stream === 'function' ? stream(store) : stream);
-  if (typeof stream === 'function') {
-    watch(
-      () => stream(store),
-      (name) => {
-        const next = open(name);
-        handle.unsubscribe();
-        handle = next;
-      },
-    );
-  }
-  onScopeDispose(() => handle.unsubscribe());
+  holdStream(typeof stream === 'function' ? () => stream(store) : stream, open);
 }

@@ -1,8 +1,8 @@
-import { computed, isRef, onScopeDispose, shallowRef, toValue, watch, type MaybeRefOrGetter, type Ref, type ShallowRef } from 'vue';
+import { computed, shallowRef, type MaybeRefOrGetter, type Ref, type ShallowRef } from 'vue';
 import type { LiveEvent, StreamHandle, SubscribeParams, TradeSyncClient } from '@tradesync/client';
 import type { StreamPosition, StreamState } from '@tradesync/protocol';
 import { useTradeSync } from './plugin.js';
-import { requireScope } from './scope.js';
+import { holdStream, requireScope } from './scope.js';
 
 export interface UseStreamOptions extends SubscribeParams {
   /** Each event applied to the replica, live or replayed after a reconnect, in offset order. */
@@ -74,29 +74,18 @@ export function useStream(stream: MaybeRefOrGetter<string>, options: UseStreamOp
 
   // Listeners are only called after subscribe() returns (replies come from the socket),
   // so the refs can be made from the handle it returns.
-  let handle = open(toValue(stream));
+  // A refused new name (a TypeError) leaves the composable on the stream it had, with
+  // refs that still describe it.
+  const handle = holdStream(stream, open, (next) => {
+    raw.value = next.state;
+    synced.value = next.synced;
+    position.value = next.position;
+    error.value = undefined;
+  });
   const raw = shallowRef(handle.state);
   const synced = shallowRef(handle.synced);
   const position = shallowRef(handle.position);
   const error = shallowRef<Error | undefined>(undefined);
-
-  if (isRef(stream) || typeof stream === 'function') {
-    watch(
-      () => toValue(stream),
-      (name) => {
-        // The new stream first: if its name is refused (a TypeError), the composable
-        // stays on the stream it had, with refs that still describe it.
-        const next = open(name);
-        handle.unsubscribe();
-        handle = next;
-        raw.value = next.state;
-        synced.value = next.synced;
-        position.value = next.position;
-        error.value = undefined;
-      },
-    );
-  }
-  onScopeDispose(() => handle.unsubscribe());
 
   return { state: select ? computed(() => select(raw.value)) : raw, synced, position, error };
 }
