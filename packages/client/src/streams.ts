@@ -76,6 +76,9 @@ export interface FreshnessCounts {
   stale: number;
 }
 
+/** At most one slow-event warning per this long (each says how many were not logged). */
+const SLOW_EVENT_LOG_MS = 10_000;
+
 /**
  * Every stream the client holds: ref-counted subscriptions, their sync state machines
  * (subscription.ts), and the order in which listeners hear about replies and events.
@@ -84,9 +87,6 @@ export interface FreshnessCounts {
  * listener-ordering rules and the state machine's transitions; split apart, each half
  * would need the other's internals. Degraded polling lives in degraded.ts.
  */
-/** At most one slow-event warning per this long (each says how many were not logged). */
-const SLOW_EVENT_LOG_MS = 10_000;
-
 export class Streams {
   readonly #subs = new Map<string, Subscription>();
   readonly #deps: StreamsDeps;

@@ -86,7 +86,7 @@ export class SyncAnnouncer {
   forceSync(): void {
     const failed = this.#store.getState().syncFailure?.streams;
     const streams = failed && failed.length > 0 ? [...failed] : undefined;
-    this.#round = new Set(streams ?? this.#options.streams());
+    this.#startRound(streams);
     this.#store.setState({ forceSyncing: true });
     const done = () => this.#store.setState({ forceSyncing: false });
     this.#options.forceSync(streams).then(done, done);
@@ -102,8 +102,9 @@ export class SyncAnnouncer {
     this.#store.setState({ now: this.#options.now() });
   }
 
-  #startRound(): void {
-    this.#round = new Set(this.#options.streams());
+  /** A round waits for `streams` (every stream held when omitted). */
+  #startRound(streams?: Iterable<string>): void {
+    this.#round = new Set(streams ?? this.#options.streams());
   }
 
   /** Takes `stream` off the round; true when that ended the round. */
