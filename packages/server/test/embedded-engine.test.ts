@@ -118,6 +118,29 @@ describe('EmbeddedEngine persistence', () => {
     expect((await other.head(ORDERS)).epoch).not.toBe(epoch);
   });
 
+  it('refuses a second engine on the same data directory while the first holds it, and opens once it is closed', async () => {
+    const dir = tempDir();
+    const first = await openEngine(dir);
+    await first.append([ev(ORDERS, 1)]);
+    const second = new EmbeddedEngine({ dataDir: dir });
+    await expect(second.open()).rejects.toThrow(/in use by another process \(one gateway per data directory\)/);
+    await first.close();
+    const third = await openEngine(dir);
+    expect(await third.head(ORDERS)).toMatchObject({ offset: 1 });
+  });
+
+  it('keeps the head of a stream trimmed of every event across reopen, and goes on from it', async () => {
+    const dir = tempDir();
+    const e1 = await openEngine(dir);
+    await e1.append([ev(ORDERS, 1), ev(ORDERS, 2), ev(ORDERS, 3)]);
+    expect(await e1.trim(ORDERS, 3)).toBe(3);
+    await e1.close();
+    const e2 = await openEngine(dir);
+    expect(await e2.head(ORDERS)).toMatchObject({ offset: 3, first: 4 });
+    const [next] = await e2.append([ev(ORDERS, 4)]);
+    expect(next).toMatchObject({ offset: 4 });
+  });
+
   it('keeps every acknowledged append when the process is killed with SIGKILL', async () => {
     const fixture = fileURLToPath(new URL('./fixtures/append-forever.ts', import.meta.url));
     const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));

@@ -87,10 +87,14 @@ interface SnapshotRow {
 /** Every statement, prepared once at `open`. */
 function prepareStatements(db: Database.Database) {
   return {
-    getStream: db.prepare<[string], StreamRow>('SELECT epoch, head, first FROM streams WHERE name = ?'),
+    // The head is the stream's last event; `streams.head` keeps it only where no event is
+    // left to say it (set when a trim may remove them all), so an append writes no row here.
+    getStream: db.prepare<[string], StreamRow>(
+      `SELECT epoch, max(head, coalesce((SELECT MAX(offset) FROM events WHERE stream = name), 0)) AS head, first
+       FROM streams WHERE name = ?`,
+    ),
     insertStream: db.prepare<[string, string]>('INSERT INTO streams (name, epoch, head, first) VALUES (?, ?, 0, 1)'),
-    setHead: db.prepare<[number, string]>('UPDATE streams SET head = ? WHERE name = ?'),
-    setFirst: db.prepare<[number, string]>('UPDATE streams SET first = ? WHERE name = ?'),
+    setFirst: db.prepare<[number, number, string]>('UPDATE streams SET first = ?, head = ? WHERE name = ?'),
     listStreams: db.prepare<[], { name: string }>('SELECT name FROM streams ORDER BY name'),
     insertEvent: db.prepare<[string, number, string, string, string]>(
       'INSERT INTO events (stream, offset, type, data, timestamp) VALUES (?, ?, ?, ?, ?)',
@@ -162,12 +166,18 @@ export class EmbeddedEngine implements Engine {
     if (this.closed) throw new EngineUnavailableError('embedded engine is closed');
     if (this.state) return;
     mkdirSync(this.dataDir, { recursive: true });
-    const db = new Database(path.join(this.dataDir, DB_FILE));
+    const file = path.join(this.dataDir, DB_FILE);
+    const db = new Database(file);
     try {
+      db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+      // One gateway per data directory: its in-memory state is the log's, so a second
+      // process appending to the same file would fork it. EXCLUSIVE (set before WAL is
+      // first used) holds the lock from the first write on, and keeps the WAL index in
+      // this process's memory: no shared-memory file and none of its locks per commit.
+      db.pragma('locking_mode = EXCLUSIVE');
       db.pragma('journal_mode = WAL');
       // FULL fsyncs the WAL on every commit: what makes "append resolved" mean durable.
       db.pragma(`synchronous = ${this.durability === 'full' ? 'FULL' : 'NORMAL'}`);
-      db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
       db.exec(SCHEMA);
       const epoch = loadOrCreateEpoch(db);
       const stmts = prepareStatements(db);
@@ -182,6 +192,9 @@ export class EmbeddedEngine implements Engine {
       };
     } catch (error) {
       db.close();
+      if (error instanceof Database.SqliteError && /^SQLITE_BUSY/.test(error.code)) {
+        throw new EngineUnavailableError(`${file} is in use by another process (one gateway per data directory)`);
+      }
       throw error;
     }
   }
@@ -387,7 +400,6 @@ function appendInTx(
       data: event.data,
     };
   });
-  for (const [stream, { head }] of heads) stmts.setHead.run(head, stream);
   return stored;
 }
 
@@ -397,7 +409,7 @@ function trimInTx(stmts: Statements, stream: string, upTo: number): number {
   // `first` never passes head + 1, so the next append's event stays readable.
   const first = Math.min(Math.max(row.first, upTo + 1), row.head + 1);
   const deleted = stmts.deleteUpTo.run(stream, first - 1).changes;
-  if (first !== row.first) stmts.setFirst.run(first, stream);
+  if (first !== row.first) stmts.setFirst.run(first, row.head, stream);
   return deleted;
 }
 
