@@ -288,6 +288,33 @@ describe('POST /api/v1/commands', () => {
   });
 });
 
+describe('request logging', () => {
+  const logsAt = (level: 'debug' | 'info') => {
+    const lines: Array<Record<string, unknown>> = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        for (const line of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(line) as Record<string, unknown>);
+        done();
+      },
+    });
+    return { logger: pino({ level }, sink), lines };
+  };
+
+  it('logs one line per request at debug (method, url, status, ms), and none above it', async () => {
+    const debug = logsAt('debug');
+    {
+      await using gw = await startGateway({}, { logger: debug.logger });
+      expect((await http(gw.url, '/api/v1/events', { body: [order('acc1')] })).status).toBe(200);
+      await vi.waitFor(() => expect(debug.lines.filter((l) => l.msg === 'request')).toHaveLength(1));
+      expect(debug.lines.find((l) => l.msg === 'request')).toMatchObject({ level: 20, method: 'POST', url: '/api/v1/events', status: 200, ms: expect.any(Number) });
+    }
+    const info = logsAt('info');
+    await using gw = await startGateway({}, { logger: info.logger });
+    expect((await http(gw.url, '/api/v1/events', { body: [order('acc1')] })).status).toBe(200);
+    expect(info.lines.filter((l) => l.msg === 'request')).toEqual([]);
+  });
+});
+
 describe('POST /api/logs', () => {
   it('accepts only WARN and ERROR entries, logs them as structured dashboard logs and counts the rest as rejected', async () => {
     const lines: Array<Record<string, unknown>> = [];
