@@ -95,7 +95,7 @@ export class Gateway {
       // requests are logged at debug, below.
       logController: new LogController({ disableRequestLogging: true }),
     });
-    // Only at debug: a hook on every response costs each request (and every publish) a turn of its own.
+    // Only at debug: below it, a hook on every response was work on every request (and every publish) for nothing.
     if (this.log.isLevelEnabled('debug')) {
       this.#http.addHook('onResponse', (req, reply, done) => {
         req.log.debug({ method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');

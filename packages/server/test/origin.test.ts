@@ -1,11 +1,10 @@
 import { request } from 'node:http';
-import { Writable } from 'node:stream';
 import { SignJWT } from 'jose';
-import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { ConfigError, loadConfig } from '../src/index.js';
 import { OriginPolicy } from '../src/http/origin.js';
+import { capturedLogger } from './support/captured-logger.js';
 import { http, metric, order, startGateway, TestClient } from '@tradesync/testing';
 
 const EVIL = 'http://evil.example';
@@ -58,17 +57,6 @@ function connectAs(wsUrl: string, origin: string): Promise<'open' | number> {
   });
 }
 
-/** A logger whose JSON lines a test can read. */
-function capturedLogger() {
-  const lines: Array<Record<string, unknown>> = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      for (const line of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(line) as Record<string, unknown>);
-      done();
-    },
-  });
-  return { logger: pino({ level: 'info' }, sink), lines };
-}
 
 const commands = () => {
   const received: string[] = [];

@@ -1,7 +1,6 @@
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { describe, expect, it, vi } from 'vitest';
 import type { CommandHandler } from '../src/commands.js';
+import { capturedLogger } from './support/captured-logger.js';
 import { http, metric, metricFrom, order, position, publish, signal, startGateway, TestClient, tick, type TestGateway } from '@tradesync/testing';
 
 const UTC_ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
@@ -289,26 +288,15 @@ describe('POST /api/v1/commands', () => {
 });
 
 describe('request logging', () => {
-  const logsAt = (level: 'debug' | 'info') => {
-    const lines: Array<Record<string, unknown>> = [];
-    const sink = new Writable({
-      write(chunk: Buffer, _enc, done) {
-        for (const line of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(line) as Record<string, unknown>);
-        done();
-      },
-    });
-    return { logger: pino({ level }, sink), lines };
-  };
-
   it('logs one line per request at debug (method, url, status, ms), and none above it', async () => {
-    const debug = logsAt('debug');
+    const debug = capturedLogger('debug');
     {
       await using gw = await startGateway({}, { logger: debug.logger });
       expect((await http(gw.url, '/api/v1/events', { body: [order('acc1')] })).status).toBe(200);
       await vi.waitFor(() => expect(debug.lines.filter((l) => l.msg === 'request')).toHaveLength(1));
       expect(debug.lines.find((l) => l.msg === 'request')).toMatchObject({ level: 20, method: 'POST', url: '/api/v1/events', status: 200, ms: expect.any(Number) });
     }
-    const info = logsAt('info');
+    const info = capturedLogger('info');
     await using gw = await startGateway({}, { logger: info.logger });
     expect((await http(gw.url, '/api/v1/events', { body: [order('acc1')] })).status).toBe(200);
     expect(info.lines.filter((l) => l.msg === 'request')).toEqual([]);
@@ -317,14 +305,8 @@ describe('request logging', () => {
 
 describe('POST /api/logs', () => {
   it('accepts only WARN and ERROR entries, logs them as structured dashboard logs and counts the rest as rejected', async () => {
-    const lines: Array<Record<string, unknown>> = [];
-    const sink = new Writable({
-      write(chunk: Buffer, _enc, done) {
-        for (const line of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(line) as Record<string, unknown>);
-        done();
-      },
-    });
-    await using gw = await startGateway({}, { logger: pino({ level: 'info' }, sink) });
+    const { logger, lines } = capturedLogger('info');
+    await using gw = await startGateway({}, { logger });
     const res = await http(gw.url, '/api/logs', {
       body: {
         logs: [
@@ -408,14 +390,8 @@ describe('large payloads (seed 002: live messages under 10 KB, details by link)'
   });
 
   it('warns once a minute per type, and counts every one, when a live event is over 10 KB', async () => {
-    const lines: Array<Record<string, unknown>> = [];
-    const sink = new Writable({
-      write(chunk: Buffer, _enc, done) {
-        for (const line of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(line) as Record<string, unknown>);
-        done();
-      },
-    });
-    await using gw = await startGateway({}, { logger: pino({ level: 'warn' }, sink) });
+    const { logger, lines } = capturedLogger('warn');
+    await using gw = await startGateway({}, { logger });
     await using client = await TestClient.connect(gw.wsUrl);
     await client.request('subscribe', { stream: 'orders:demo' });
     await publish(gw.url, [order('demo', { note: 'x'.repeat(11_000) }), order('demo', { note: 'y'.repeat(11_000) }), order('demo')]);
