@@ -77,6 +77,17 @@ describe('EmbeddedEngine group commit', () => {
     expect((await engine.head(ORDERS)).offset).toBe(2);
   });
 
+  it('leaves a stream head where it was when the append moving it rolls back', async () => {
+    const engine = await openEngine(tempDir());
+    await engine.append([ev(ORDERS, 1)]);
+    // The first event is written, the second cannot be: the whole call rolls back.
+    const failed = engine.append([ev(ORDERS, 2), { stream: ORDERS, type: 'order:updated', data: { n: 1n } }]);
+    await expect(failed).rejects.toThrow();
+    expect((await engine.head(ORDERS)).offset).toBe(1);
+    expect((await engine.append([ev(ORDERS, 3)])).map((e) => e.offset)).toEqual([2]);
+    expect(await engine.read(ORDERS, 0, 10)).toMatchObject({ trimmed: false, events: [{ offset: 1, data: ev(ORDERS, 1).data }, { offset: 2, data: ev(ORDERS, 3).data }] });
+  });
+
   it('commits what was accepted before close', async () => {
     const dir = tempDir();
     const engine = await openEngine(dir);
@@ -127,6 +138,27 @@ describe('EmbeddedEngine persistence', () => {
     await first.close();
     const third = await openEngine(dir);
     expect(await third.head(ORDERS)).toMatchObject({ offset: 1 });
+  });
+
+  it('copies the WAL into the database file in the background, with no commit crossing its own checkpoint threshold', async () => {
+    const dir = tempDir();
+    const engine = new EmbeddedEngine({ dataDir: dir, durability: 'normal' });
+    engines.push(engine);
+    await engine.open();
+    const dbFile = path.join(dir, 'tradesync.db');
+    const before = fs.statSync(dbFile).size;
+    // ~300 KB over 100 streams: far below the 10,000 WAL pages after which a commit checkpoints.
+    for (let i = 0; i < 10; i++) {
+      await engine.append(Array.from({ length: 30 }, (_, j) => ({ stream: `orders:acct-${(i * 30 + j) % 100}`, type: 'order:updated', data: { pad: 'x'.repeat(1000) } })));
+    }
+    const deadline = Date.now() + 5000;
+    while (fs.statSync(dbFile).size < before + 300_000 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(fs.statSync(dbFile).size).toBeGreaterThan(before + 300_000);
+    expect(fs.statSync(`${dbFile}-wal`).size).toBeGreaterThan(0);
+    // Still one log: what the checkpointer copied reads back whole.
+    const read = await engine.read('orders:acct-7', 0, 100);
+    expect(read).toMatchObject({ trimmed: false });
+    expect(read.trimmed ? [] : read.events.map((e) => e.offset)).toEqual([1, 2, 3]);
   });
 
   it('keeps the head of a stream trimmed of every event across reopen, and goes on from it', async () => {

@@ -8,6 +8,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { EventInput } from '@tradesync/protocol';
+import { startCheckpointer, type Checkpointer } from './checkpointer.js';
 import {
   EngineUnavailableError,
   type Engine,
@@ -29,9 +30,21 @@ export interface EmbeddedEngineOptions {
   readonly durability?: 'full' | 'normal';
   /** Told when an `onAppend` listener throws; listener errors never fail an append. */
   readonly onListenerError?: (error: unknown) => void;
+  /** Told when a background WAL checkpoint fails (appends go on; the log is still bounded). */
+  readonly onCheckpointError?: (error: unknown) => void;
 }
 
 const DB_FILE = 'tradesync.db';
+/** Held locked by the gateway using the data directory, for as long as it runs. */
+const LOCK_FILE = 'tradesync.lock';
+/** How often the checkpointer thread copies the WAL into the database (see checkpointer.ts). */
+const CHECKPOINT_INTERVAL_MS = 100;
+/**
+ * WAL pages after which a commit checkpoints itself (SQLite's default is 1,000). Only
+ * that checkpoint restarts the log from its beginning, so it bounds the WAL file (~40 MB);
+ * the checkpointer has copied all but the newest frames by then, so it has little to sync.
+ */
+const COMMIT_CHECKPOINT_PAGES = 10_000;
 
 /** How long a statement waits for a lock held by another connection before failing. */
 const BUSY_TIMEOUT_MS = 5000;
@@ -121,12 +134,21 @@ type Statements = ReturnType<typeof prepareStatements>;
 
 interface OpenState {
   readonly db: Database.Database;
+  /** The data directory's lock (see open). */
+  readonly lock: Database.Database;
+  readonly checkpointer: Checkpointer;
   readonly stmts: Statements;
   /** The database epoch: new streams take it; it changes only with a new database file. */
   readonly epoch: string;
+  /**
+   * Each stream's head as committed, read from the file once per stream: the file is this
+   * process's alone (the lock), so an append needs no SELECT to learn its offset.
+   */
+  readonly heads: Map<string, StreamHead>;
   /** The appends of one group commit, in one transaction: each call's events, in call order. */
-  readonly appendTx: (calls: ReadonlyArray<readonly EventInput[]>, timestamp: string) => StoredEvent[][];
-  readonly trimTx: (stream: string, upTo: number) => number;
+  readonly appendTx: (calls: ReadonlyArray<readonly EventInput[]>, timestamp: string, moved: Map<string, StreamHead>) => StoredEvent[][];
+  /** The events deleted, and the stream's head when its `first` moved (kept once committed). */
+  readonly trimTx: (stream: string, upTo: number) => { deleted: number; head: StreamHead | undefined };
 }
 
 interface PendingAppend {
@@ -149,6 +171,7 @@ export class EmbeddedEngine implements Engine {
   private readonly dataDir: string;
   private readonly durability: 'full' | 'normal';
   private readonly onListenerError: ((error: unknown) => void) | undefined;
+  private readonly onCheckpointError: ((error: unknown) => void) | undefined;
   private readonly appendListeners = new Set<(events: readonly StoredEvent[]) => void>();
   private readonly resetListeners = new Set<(stream: string, head: StreamHead) => void>();
   private state: OpenState | undefined;
@@ -160,6 +183,7 @@ export class EmbeddedEngine implements Engine {
     this.dataDir = options.dataDir;
     this.durability = options.durability ?? 'full';
     this.onListenerError = options.onListenerError;
+    this.onCheckpointError = options.onCheckpointError;
   }
 
   async open(): Promise<void> {
@@ -167,34 +191,40 @@ export class EmbeddedEngine implements Engine {
     if (this.state) return;
     mkdirSync(this.dataDir, { recursive: true });
     const file = path.join(this.dataDir, DB_FILE);
-    const db = new Database(file);
+    const lock = lockDataDir(path.join(this.dataDir, LOCK_FILE), file);
+    let db: Database.Database | undefined;
     try {
+      db = new Database(file);
       db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
-      // One gateway per data directory: its in-memory state is the log's, so a second
-      // process appending to the same file would fork it. EXCLUSIVE (set before WAL is
-      // first used) holds the lock from the first write on, and keeps the WAL index in
-      // this process's memory: no shared-memory file and none of its locks per commit.
-      db.pragma('locking_mode = EXCLUSIVE');
       db.pragma('journal_mode = WAL');
       // FULL fsyncs the WAL on every commit: what makes "append resolved" mean durable.
       db.pragma(`synchronous = ${this.durability === 'full' ? 'FULL' : 'NORMAL'}`);
+      db.pragma(`wal_autocheckpoint = ${COMMIT_CHECKPOINT_PAGES}`);
       db.exec(SCHEMA);
       const epoch = loadOrCreateEpoch(db);
       const stmts = prepareStatements(db);
+      const heads = new Map<string, StreamHead>();
+      const checkpointer = startCheckpointer({
+        file,
+        synchronous: this.durability === 'full' ? 'FULL' : 'NORMAL',
+        intervalMs: CHECKPOINT_INTERVAL_MS,
+        onError: (error) => this.onCheckpointError?.(error),
+      });
       this.state = {
         db,
+        lock,
+        checkpointer,
         stmts,
         epoch,
-        appendTx: db.transaction((calls: ReadonlyArray<readonly EventInput[]>, timestamp: string) =>
-          calls.map((events) => appendInTx(stmts, epoch, events, timestamp)),
+        heads,
+        appendTx: db.transaction((calls: ReadonlyArray<readonly EventInput[]>, timestamp: string, moved: Map<string, StreamHead>) =>
+          calls.map((events) => appendInTx(stmts, heads, moved, epoch, events, timestamp)),
         ),
-        trimTx: db.transaction((stream: string, upTo: number) => trimInTx(stmts, stream, upTo)),
+        trimTx: db.transaction((stream: string, upTo: number) => trimInTx(stmts, heads, epoch, stream, upTo)),
       };
     } catch (error) {
-      db.close();
-      if (error instanceof Database.SqliteError && /^SQLITE_BUSY/.test(error.code)) {
-        throw new EngineUnavailableError(`${file} is in use by another process (one gateway per data directory)`);
-      }
+      db?.close();
+      lock.close();
       throw error;
     }
   }
@@ -205,7 +235,11 @@ export class EmbeddedEngine implements Engine {
     this.closed = true;
     const state = this.state;
     this.state = undefined;
-    state?.db.close();
+    if (!state) return;
+    await state.checkpointer.stop();
+    // The last connection to close checkpoints the rest of the WAL and removes it.
+    state.db.close();
+    state.lock.close();
   }
 
   /**
@@ -231,15 +265,20 @@ export class EmbeddedEngine implements Engine {
     const timestamp = new Date().toISOString();
     let stored: StoredEvent[][];
     try {
-      const { appendTx } = this.open_();
-      stored = guard(() => appendTx(group.map((call) => call.events), timestamp));
+      const { appendTx, heads } = this.open_();
+      const moved = new Map<string, StreamHead>();
+      stored = guard(() => appendTx(group.map((call) => call.events), timestamp, moved));
+      // Committed: only now may the heads move (a rolled-back group leaves them as they were).
+      for (const [stream, head] of moved) heads.set(stream, head);
     } catch (error) {
       // One call's failure must not fail the others: commit each alone.
       if (group.length === 1) return group[0]!.reject(error);
       for (const call of group) {
         try {
-          const { appendTx } = this.open_();
-          const [mine] = guard(() => appendTx([call.events], timestamp));
+          const { appendTx, heads } = this.open_();
+          const moved = new Map<string, StreamHead>();
+          const [mine] = guard(() => appendTx([call.events], timestamp, moved));
+          for (const [stream, head] of moved) heads.set(stream, head);
           this.notifyAppend(mine!);
           call.resolve(mine!);
         } catch (own) {
@@ -254,9 +293,9 @@ export class EmbeddedEngine implements Engine {
   }
 
   async read(stream: string, after: number, limit: number): Promise<ReadResult> {
-    const { stmts, epoch } = this.open_();
+    const { stmts, epoch, heads } = this.open_();
     return guard(() => {
-      const head = headOf(stmts, epoch, stream);
+      const head = headOf(stmts, heads, epoch, stream);
       // The events right after `after` are gone: the caller needs a snapshot instead.
       if (after < head.first - 1) return { trimmed: true } as const;
       if (limit <= 0 || after >= head.offset) return { trimmed: false, events: [] };
@@ -266,8 +305,8 @@ export class EmbeddedEngine implements Engine {
   }
 
   async head(stream: string): Promise<StreamHead> {
-    const { stmts, epoch } = this.open_();
-    return guard(() => headOf(stmts, epoch, stream));
+    const { stmts, epoch, heads } = this.open_();
+    return guard(() => headOf(stmts, heads, epoch, stream));
   }
 
   async streams(): Promise<string[]> {
@@ -304,8 +343,10 @@ export class EmbeddedEngine implements Engine {
   }
 
   async trim(stream: string, upTo: number): Promise<number> {
-    const { trimTx } = this.open_();
-    return guard(() => trimTx(stream, upTo));
+    const { trimTx, heads } = this.open_();
+    const { deleted, head } = guard(() => trimTx(stream, upTo));
+    if (head) heads.set(stream, head);
+    return deleted;
   }
 
   async offsetBefore(stream: string, time: string): Promise<number> {
@@ -353,6 +394,31 @@ export class EmbeddedEngine implements Engine {
   }
 }
 
+/**
+ * One gateway per data directory: its in-memory state is the log's, so a second process
+ * appending to the same file would fork it. The lock is a small database of its own held
+ * `locking_mode=EXCLUSIVE` from its first write until close (the OS drops it with the
+ * process, even after kill -9); the log itself stays shared so the checkpointer thread
+ * can open it. A second gateway waits `BUSY_TIMEOUT_MS` for it, then is refused.
+ */
+function lockDataDir(lockFile: string, dbFile: string): Database.Database {
+  const lock = new Database(lockFile);
+  try {
+    lock.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    lock.pragma('locking_mode = EXCLUSIVE');
+    // A write takes the lock for good; the row says which process holds it.
+    lock.exec('CREATE TABLE IF NOT EXISTS holder (id INTEGER PRIMARY KEY CHECK (id = 1), pid INTEGER NOT NULL)');
+    lock.prepare('INSERT OR REPLACE INTO holder (id, pid) VALUES (1, ?)').run(process.pid);
+    return lock;
+  } catch (error) {
+    lock.close();
+    if (error instanceof Database.SqliteError && /^SQLITE_BUSY/.test(error.code)) {
+      throw new EngineUnavailableError(`${dbFile} is in use by another process (one gateway per data directory)`);
+    }
+    throw error;
+  }
+}
+
 /** Reads the database epoch, creating it with the database: it must never change afterwards. */
 function loadOrCreateEpoch(db: Database.Database): string {
   db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run('epoch', randomBytes(8).toString('hex'));
@@ -361,56 +427,72 @@ function loadOrCreateEpoch(db: Database.Database): string {
   return row.value;
 }
 
-function headOf(stmts: Statements, dbEpoch: string, stream: string): StreamHead {
+/** A stream's committed head: from memory once read, from the file the first time. */
+function headOf(stmts: Statements, heads: Map<string, StreamHead>, dbEpoch: string, stream: string): StreamHead {
+  const known = heads.get(stream);
+  if (known) return known;
   const row = stmts.getStream.get(stream);
   // A stream never appended to would be created with the database epoch, so report that.
+  // Not remembered: most such names are never appended to (a client subscribing to anything).
   if (!row) return { epoch: dbEpoch, offset: 0, first: 1 };
-  return { epoch: row.epoch, offset: row.head, first: row.first };
+  const head = { epoch: row.epoch, offset: row.head, first: row.first };
+  heads.set(stream, head);
+  return head;
 }
 
-/** Runs inside the append transaction: offsets stay dense because head and insert commit together. */
+/**
+ * Runs inside the append transaction: offsets stay dense because head and insert commit
+ * together. The heads it moves go into `moved`, which the caller keeps only once committed.
+ */
 function appendInTx(
   stmts: Statements,
+  heads: ReadonlyMap<string, StreamHead>,
+  moved: Map<string, StreamHead>,
   dbEpoch: string,
   events: readonly EventInput[],
   timestamp: string,
 ): StoredEvent[] {
-  const heads = new Map<string, { epoch: string; head: number }>();
-  const stored = events.map((event): StoredEvent => {
-    let current = heads.get(event.stream);
+  return events.map((event): StoredEvent => {
+    let current = moved.get(event.stream) ?? heads.get(event.stream);
     if (!current) {
       const row = stmts.getStream.get(event.stream);
       if (row) {
-        current = { epoch: row.epoch, head: row.head };
+        current = { epoch: row.epoch, offset: row.head, first: row.first };
       } else {
         stmts.insertStream.run(event.stream, dbEpoch);
-        current = { epoch: dbEpoch, head: 0 };
+        current = { epoch: dbEpoch, offset: 0, first: 1 };
       }
-      heads.set(event.stream, current);
     }
-    current.head += 1;
-    stmts.insertEvent.run(event.stream, current.head, event.type, JSON.stringify(event.data), timestamp);
+    const offset = current.offset + 1;
+    moved.set(event.stream, { ...current, offset });
+    stmts.insertEvent.run(event.stream, offset, event.type, JSON.stringify(event.data), timestamp);
     return {
       type: event.type,
       stream: event.stream,
       epoch: current.epoch,
-      offset: current.head,
+      offset,
       timestamp,
       // The input object itself: the gateway validated it as plain JSON, so it equals what a read returns.
       data: event.data,
     };
   });
-  return stored;
 }
 
-function trimInTx(stmts: Statements, stream: string, upTo: number): number {
-  const row = stmts.getStream.get(stream);
-  if (!row) return 0;
+function trimInTx(
+  stmts: Statements,
+  heads: Map<string, StreamHead>,
+  dbEpoch: string,
+  stream: string,
+  upTo: number,
+): { deleted: number; head: StreamHead | undefined } {
+  if (!heads.has(stream) && !stmts.getStream.get(stream)) return { deleted: 0, head: undefined };
+  const head = headOf(stmts, heads, dbEpoch, stream);
   // `first` never passes head + 1, so the next append's event stays readable.
-  const first = Math.min(Math.max(row.first, upTo + 1), row.head + 1);
+  const first = Math.min(Math.max(head.first, upTo + 1), head.offset + 1);
   const deleted = stmts.deleteUpTo.run(stream, first - 1).changes;
-  if (first !== row.first) stmts.setFirst.run(first, row.head, stream);
-  return deleted;
+  if (first === head.first) return { deleted, head: undefined };
+  stmts.setFirst.run(first, head.offset, stream);
+  return { deleted, head: { ...head, first } };
 }
 
 function toStoredEvent(stream: string, epoch: string, row: EventRow): StoredEvent {

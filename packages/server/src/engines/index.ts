@@ -7,8 +7,15 @@ import { RedisEngine } from './redis/index.js';
 /** Chooses the engine named by the configuration; the only place that knows them all. */
 export function createEngine(config: GatewayConfig): Engine {
   switch (config.engine) {
-    case 'embedded':
-      return new EmbeddedEngine({ dataDir: config.dataDir, durability: config.durability });
+    case 'embedded': {
+      const log = createLogger(config.logLevel).child({ component: 'embedded-engine' });
+      return new EmbeddedEngine({
+        dataDir: config.dataDir,
+        durability: config.durability,
+        onListenerError: (err) => log.error({ err }, 'an append listener threw'),
+        onCheckpointError: (err) => log.warn({ err }, 'a background WAL checkpoint failed; commits checkpoint the log themselves meanwhile'),
+      });
+    }
     case 'redis': {
       const log = createLogger(config.logLevel).child({ component: 'redis-engine' });
       return new RedisEngine({
