@@ -145,10 +145,12 @@ interface OpenState {
    * process's alone (the lock), so an append needs no SELECT to learn its offset.
    */
   readonly heads: Map<string, StreamHead>;
-  /** The appends of one group commit, in one transaction: each call's events, in call order. */
-  readonly appendTx: (calls: ReadonlyArray<readonly EventInput[]>, timestamp: string, moved: Map<string, StreamHead>) => StoredEvent[][];
-  /** The events deleted, and the stream's head when its `first` moved (kept once committed). */
-  readonly trimTx: (stream: string, upTo: number) => { deleted: number; head: StreamHead | undefined };
+  /**
+   * The appends of one group commit, in one transaction: each call's events, in call
+   * order. The heads they move are kept only once it committed (see `committing`).
+   */
+  readonly appendTx: (calls: ReadonlyArray<readonly EventInput[]>, timestamp: string) => StoredEvent[][];
+  readonly trimTx: (stream: string, upTo: number) => number;
 }
 
 interface PendingAppend {
@@ -217,10 +219,16 @@ export class EmbeddedEngine implements Engine {
         stmts,
         epoch,
         heads,
-        appendTx: db.transaction((calls: ReadonlyArray<readonly EventInput[]>, timestamp: string, moved: Map<string, StreamHead>) =>
-          calls.map((events) => appendInTx(stmts, heads, moved, epoch, events, timestamp)),
+        appendTx: committing(
+          heads,
+          db.transaction((moved: Map<string, MovingHead>, calls: ReadonlyArray<readonly EventInput[]>, timestamp: string) =>
+            calls.map((events) => appendInTx(stmts, heads, moved, epoch, events, timestamp)),
+          ),
         ),
-        trimTx: db.transaction((stream: string, upTo: number) => trimInTx(stmts, heads, epoch, stream, upTo)),
+        trimTx: committing(
+          heads,
+          db.transaction((moved: Map<string, MovingHead>, stream: string, upTo: number) => trimInTx(stmts, heads, moved, epoch, stream, upTo)),
+        ),
       };
     } catch (error) {
       db?.close();
@@ -265,20 +273,15 @@ export class EmbeddedEngine implements Engine {
     const timestamp = new Date().toISOString();
     let stored: StoredEvent[][];
     try {
-      const { appendTx, heads } = this.open_();
-      const moved = new Map<string, StreamHead>();
-      stored = guard(() => appendTx(group.map((call) => call.events), timestamp, moved));
-      // Committed: only now may the heads move (a rolled-back group leaves them as they were).
-      for (const [stream, head] of moved) heads.set(stream, head);
+      const { appendTx } = this.open_();
+      stored = guard(() => appendTx(group.map((call) => call.events), timestamp));
     } catch (error) {
       // One call's failure must not fail the others: commit each alone.
       if (group.length === 1) return group[0]!.reject(error);
       for (const call of group) {
         try {
-          const { appendTx, heads } = this.open_();
-          const moved = new Map<string, StreamHead>();
-          const [mine] = guard(() => appendTx([call.events], timestamp, moved));
-          for (const [stream, head] of moved) heads.set(stream, head);
+          const { appendTx } = this.open_();
+          const [mine] = guard(() => appendTx([call.events], timestamp));
           this.notifyAppend(mine!);
           call.resolve(mine!);
         } catch (own) {
@@ -343,10 +346,8 @@ export class EmbeddedEngine implements Engine {
   }
 
   async trim(stream: string, upTo: number): Promise<number> {
-    const { trimTx, heads } = this.open_();
-    const { deleted, head } = guard(() => trimTx(stream, upTo));
-    if (head) heads.set(stream, head);
-    return deleted;
+    const { trimTx } = this.open_();
+    return guard(() => trimTx(stream, upTo));
   }
 
   async offsetBefore(stream: string, time: string): Promise<number> {
@@ -427,17 +428,39 @@ function loadOrCreateEpoch(db: Database.Database): string {
   return row.value;
 }
 
+/** A head a transaction moves, kept in memory only once it commits. */
+type MovingHead = { -readonly [K in keyof StreamHead]: StreamHead[K] };
+
+/**
+ * Wraps a transaction that moves stream heads: it gets a map of its own for them, and
+ * only once it committed do they replace the known ones (a rollback leaves them as they were).
+ */
+function committing<A extends unknown[], R>(
+  heads: Map<string, StreamHead>,
+  tx: (moved: Map<string, MovingHead>, ...args: A) => R,
+): (...args: A) => R {
+  return (...args) => {
+    const moved = new Map<string, MovingHead>();
+    const result = tx(moved, ...args);
+    for (const [stream, head] of moved) heads.set(stream, head);
+    return result;
+  };
+}
+
+/** A stream's head as the file has it; undefined for a stream never appended to. */
+function storedHead(stmts: Statements, stream: string): StreamHead | undefined {
+  const row = stmts.getStream.get(stream);
+  return row && { epoch: row.epoch, offset: row.head, first: row.first };
+}
+
 /** A stream's committed head: from memory once read, from the file the first time. */
 function headOf(stmts: Statements, heads: Map<string, StreamHead>, dbEpoch: string, stream: string): StreamHead {
-  const known = heads.get(stream);
-  if (known) return known;
-  const row = stmts.getStream.get(stream);
+  const known = heads.get(stream) ?? storedHead(stmts, stream);
   // A stream never appended to would be created with the database epoch, so report that.
   // Not remembered: most such names are never appended to (a client subscribing to anything).
-  if (!row) return { epoch: dbEpoch, offset: 0, first: 1 };
-  const head = { epoch: row.epoch, offset: row.head, first: row.first };
-  heads.set(stream, head);
-  return head;
+  if (!known) return { epoch: dbEpoch, offset: 0, first: 1 };
+  heads.set(stream, known);
+  return known;
 }
 
 /**
@@ -446,31 +469,31 @@ function headOf(stmts: Statements, heads: Map<string, StreamHead>, dbEpoch: stri
  */
 function appendInTx(
   stmts: Statements,
-  heads: ReadonlyMap<string, StreamHead>,
-  moved: Map<string, StreamHead>,
+  heads: Map<string, StreamHead>,
+  moved: Map<string, MovingHead>,
   dbEpoch: string,
   events: readonly EventInput[],
   timestamp: string,
 ): StoredEvent[] {
   return events.map((event): StoredEvent => {
-    let current = moved.get(event.stream) ?? heads.get(event.stream);
+    let current = moved.get(event.stream);
     if (!current) {
-      const row = stmts.getStream.get(event.stream);
-      if (row) {
-        current = { epoch: row.epoch, offset: row.head, first: row.first };
+      const known = heads.get(event.stream) ?? storedHead(stmts, event.stream);
+      if (known) {
+        current = { ...known };
       } else {
         stmts.insertStream.run(event.stream, dbEpoch);
         current = { epoch: dbEpoch, offset: 0, first: 1 };
       }
+      moved.set(event.stream, current);
     }
-    const offset = current.offset + 1;
-    moved.set(event.stream, { ...current, offset });
-    stmts.insertEvent.run(event.stream, offset, event.type, JSON.stringify(event.data), timestamp);
+    current.offset += 1;
+    stmts.insertEvent.run(event.stream, current.offset, event.type, JSON.stringify(event.data), timestamp);
     return {
       type: event.type,
       stream: event.stream,
       epoch: current.epoch,
-      offset,
+      offset: current.offset,
       timestamp,
       // The input object itself: the gateway validated it as plain JSON, so it equals what a read returns.
       data: event.data,
@@ -481,18 +504,21 @@ function appendInTx(
 function trimInTx(
   stmts: Statements,
   heads: Map<string, StreamHead>,
+  moved: Map<string, MovingHead>,
   dbEpoch: string,
   stream: string,
   upTo: number,
-): { deleted: number; head: StreamHead | undefined } {
-  if (!heads.has(stream) && !stmts.getStream.get(stream)) return { deleted: 0, head: undefined };
+): number {
+  // A stream never appended to has head 0 and first 1: nothing to delete, nothing moves.
   const head = headOf(stmts, heads, dbEpoch, stream);
   // `first` never passes head + 1, so the next append's event stays readable.
   const first = Math.min(Math.max(head.first, upTo + 1), head.offset + 1);
   const deleted = stmts.deleteUpTo.run(stream, first - 1).changes;
-  if (first === head.first) return { deleted, head: undefined };
-  stmts.setFirst.run(first, head.offset, stream);
-  return { deleted, head: { ...head, first } };
+  if (first !== head.first) {
+    stmts.setFirst.run(first, head.offset, stream);
+    moved.set(stream, { ...head, first });
+  }
+  return deleted;
 }
 
 function toStoredEvent(stream: string, epoch: string, row: EventRow): StoredEvent {
