@@ -237,7 +237,7 @@ interface PositionsRow {
   readonly serverCpuPct: number;
   readonly positionsPerSec: number;
   readonly checksumsPerSec: number;
-  /** CPU spent in checksums, % of one core (tradesync_checksum_seconds_total). */
+  /** Event-loop time spent in checksums, % of one core (tradesync_checksum_seconds_total). */
   readonly checksumCpuPct: number;
   readonly framesPerSec: number;
   readonly deliveredPerSec: number;

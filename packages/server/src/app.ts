@@ -80,7 +80,9 @@ export class Gateway {
       commands: options.commands,
       commandTimeoutMs: options.commandTimeoutMs ?? COMMAND_TIMEOUT_MS,
       origins: new OriginPolicy(this.config.host, this.config.port, this.config.allowedOrigins),
-      clientAddress: (req) => proxyAddr(req, trust),
+      // Without trusted proxies the address is the socket's: proxy-addr would still parse
+      // every X-Forwarded-For it is sent, only to ignore it.
+      clientAddress: this.config.trustedProxies.length > 0 ? (req) => proxyAddr(req, trust) : (req) => req.socket.remoteAddress ?? '',
     };
     this.store.on('events', (applied) => this.#fanout.publish(applied));
     this.#compactor = new Compactor(this.store, this.engine, this.config.history, migrations, this.log, this.metrics);

@@ -78,7 +78,7 @@ export class Metrics {
   });
   readonly checksumSeconds = new Counter({
     name: 'tradesync_checksum_seconds_total',
-    help: 'CPU time spent computing stream state checksums',
+    help: 'Time the event loop spent computing stream state checksums',
     registers: [this.registry],
   });
   readonly errorsSent = new Counter({

@@ -100,7 +100,7 @@ export class WebSocketGateway {
     });
     const token = url.searchParams.get('token');
     if (!token || !this.ctx.auth.required) {
-      this.#wss.handleUpgrade(req, socket, head, (ws) => this.#accept(ws, req, token, undefined));
+      this.#upgrade(req, socket, head, (ws) => this.#accept(ws, req, address, token, undefined));
       return;
     }
     // Fix: the URL token is verified BEFORE the upgrade completes. Verifying after it
@@ -119,8 +119,23 @@ export class WebSocketGateway {
     ).then((check) => {
       socket.off('error', onError);
       if (socket.destroyed) return;
-      this.#wss.handleUpgrade(req, socket, head, (ws) => this.#accept(ws, req, token, check));
+      this.#upgrade(req, socket, head, (ws) => this.#accept(ws, req, address, token, check));
     });
+  }
+
+  /**
+   * Completes the handshake with the socket corked: `ws` writes the 101 and then calls
+   * `accepted` in the same turn, which sends `connected`, so both leave in one write
+   * (measured in a reconnect storm: one syscall less per connection, and the client reads
+   * them together).
+   */
+  #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, accepted: (ws: WebSocket) => void): void {
+    socket.cork();
+    try {
+      this.#wss.handleUpgrade(req, socket, head, accepted);
+    } finally {
+      socket.uncork();
+    }
   }
 
   /** Counts a refused upgrade and logs it (see REFUSAL_LOG_WINDOW_MS). */
@@ -138,7 +153,7 @@ export class WebSocketGateway {
     this.ctx.log.warn({ ...fields, remote: address, reason, ...(seen?.suppressed ? { not_logged_before: seen.suppressed } : {}) }, message);
   }
 
-  #accept(ws: WebSocket, req: IncomingMessage, token: string | null, check: TokenCheck | undefined): void {
+  #accept(ws: WebSocket, req: IncomingMessage, address: string, token: string | null, check: TokenCheck | undefined): void {
     const { auth, config, metrics, log } = this.ctx;
     // Fix: an 'error' listener from the first moment, on every path. Without one, a
     // socket error (e.g. a frame over the hard payload cap sent by a client whose URL
@@ -164,7 +179,7 @@ export class WebSocketGateway {
         maxBufferedBytes: config.limits.maxBufferedBytes,
         messagesPerSecond: config.limits.messagesPerSecond,
         messageBurst: config.limits.messageBurst,
-        remoteAddress: this.ctx.clientAddress(req),
+        remoteAddress: address,
         positionOf: this.ctx.positions.positionOf,
       },
       metrics,
