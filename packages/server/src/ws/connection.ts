@@ -14,7 +14,7 @@ import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { StoredEvent } from '../engines/engine.js';
 import type { ConflationGroup } from './conflation.js';
-import { BatchFrames, pendingForSession, serializeEvent, withHead, type PendingEvent, type SharedMessage } from './frames.js';
+import { BatchFrames, textFrame, pendingForSession, serializeEvent, withHead, type PendingEvent, type SharedMessage } from './frames.js';
 import { MessageRate, type RateVerdict } from './ratelimit.js';
 
 /** What a connection remembers of one subscription. */
@@ -442,11 +442,22 @@ export class Connection {
 
   /** One text message: this connection's `head`, then a `tail` shared with other connections. */
   #sendParts(head: string, tail: Buffer): void {
-    if (tail.length < SHARE_TAIL_BYTES) return this.#send(withHead(head, tail));
     if (!this.writable) return;
-    // Corked, so both fragments leave in one write as a single frame would (`_socket`:
-    // the TCP socket ws writes to, which it does not expose publicly).
+    // `_socket`: the TCP socket ws writes to, which it does not expose publicly.
     const raw = (this.#socket as WebSocket & { readonly _socket?: Duplex })._socket;
+    if (tail.length < SHARE_TAIL_BYTES) {
+      if (!raw) return this.#send(withHead(head, tail));
+      // The whole frame, built here, straight to the TCP socket: one buffer and one write
+      // instead of ws's header and payload as two (measured, fan-out 100 events/s × 1,000
+      // clients: 7.4–7.9 → 7.0 µs of server CPU per message). Safe because this gateway's
+      // ws never holds a message back: no permessage-deflate (its only queue) and every
+      // fragmented message is sent whole in one synchronous call (below), so nothing of
+      // ws's can be half-written when this frame goes.
+      raw.write(textFrame(head, tail));
+      this.#sent();
+      return;
+    }
+    // Corked, so both fragments leave in one write as a single frame would.
     raw?.cork();
     this.#socket.send(Buffer.from(head, 'latin1'), FIRST_FRAGMENT);
     this.#socket.send(tail, LAST_FRAGMENT);

@@ -139,3 +139,28 @@ export function withHead(head: string, tail: Buffer): Buffer {
   tail.copy(frame, head.length);
   return frame;
 }
+
+/**
+ * One complete server-to-client WebSocket text frame (RFC 6455 §5.2: FIN, opcode 1, no
+ * mask, then the payload length in 7, 7+16 or 7+64 bits) whose payload is `head` (ASCII)
+ * followed by `tail`: the frame header, the connection's head and the shared bytes in
+ * one allocation, so the socket gets one buffer and one write.
+ */
+export function textFrame(head: string, tail: Buffer): Buffer {
+  const length = head.length + tail.length;
+  const headerBytes = length < 126 ? 2 : length < 65_536 ? 4 : 10;
+  const frame = Buffer.allocUnsafe(headerBytes + length);
+  frame[0] = 0x81;
+  if (headerBytes === 2) {
+    frame[1] = length;
+  } else if (headerBytes === 4) {
+    frame[1] = 126;
+    frame.writeUInt16BE(length, 2);
+  } else {
+    frame[1] = 127;
+    frame.writeBigUInt64BE(BigInt(length), 2);
+  }
+  frame.write(head, headerBytes, 'latin1');
+  tail.copy(frame, headerBytes + head.length);
+  return frame;
+}
