@@ -109,6 +109,23 @@ describe('stream positions and checksums', () => {
     expect(positions('orders:busy')).toBe(ticks);
   });
 
+  it('spreads a tick with many due streams over steps instead of sending them all in one turn', async () => {
+    await using client = await TestClient.connect(gw.wsUrl);
+    const accounts = Array.from({ length: 40 }, (_, i) => `spread${i}`);
+    const streams = accounts.map((account) => `orders:${account}`);
+    await publish(gw.url, accounts.map((account) => order(account, { order_id: 'a' })));
+    for (const stream of streams) await client.request('subscribe', { stream });
+    const sent = async () => (await gw.gateway.metrics.positionsSent.get()).values[0]?.value ?? 0;
+    const before = await sent();
+    gw.gateway.ctx.positions.tick();
+    // In the tick's own turn: the first step only (8 streams, see MIN_PER_STEP), the rest later.
+    expect((await sent()) - before).toBe(8);
+    const positions = new Set<string>();
+    while (positions.size < streams.length) positions.add((await client.next((m) => m.type === 'stream_position' && !positions.has(m.stream as string))).stream as string);
+    expect([...positions].sort()).toEqual([...streams].sort());
+    expect((await sent()) - before).toBe(streams.length);
+  });
+
   it('computes one checksum per stream and offset for all its subscribers', async () => {
     await publish(gw.url, [order('shared', { order_id: 'a' })]);
     const clients = await Promise.all(Array.from({ length: 20 }, () => TestClient.connect(gw.wsUrl)));
