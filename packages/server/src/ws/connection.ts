@@ -14,7 +14,7 @@ import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { StoredEvent } from '../engines/engine.js';
 import type { ConflationGroup } from './conflation.js';
-import { BatchFrames, textFrame, pendingForSession, serializeEvent, withHead, type PendingEvent, type SharedMessage } from './frames.js';
+import { BatchFrames, pendingForSession, serializeEvent, textFrame, withHead, type PendingEvent, type SharedMessage } from './frames.js';
 import { MessageRate, type RateVerdict } from './ratelimit.js';
 
 /** What a connection remembers of one subscription. */

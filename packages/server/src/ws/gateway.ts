@@ -126,8 +126,8 @@ export class WebSocketGateway {
   /**
    * Completes the handshake with the socket corked: `ws` writes the 101 and then calls
    * `accepted` in the same turn, which sends `connected`, so both leave in one write
-   * (measured in a reconnect storm: one syscall less per connection, and the client reads
-   * them together).
+   * (one write less per connection in a reconnect storm, and the client reads them
+   * together).
    */
   #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, accepted: (ws: WebSocket) => void): void {
     socket.cork();

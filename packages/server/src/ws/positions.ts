@@ -11,8 +11,9 @@ const SLICE_MS = 2;
 
 /**
  * A tick's sends are spread over this share of the interval, in steps STEP_MS apart, so
- * a position normally comes at most 1.25 intervals after the previous one (a client calls a stream
- * stale after 2 without one) and never a burst of a thousand streams at once.
+ * a stream's position normally comes at most 1.25 intervals after its previous one (a
+ * client calls a stream stale after 2 without one), and a thousand streams are never
+ * one burst.
  */
 const SPREAD_SHARE = 0.25;
 const STEP_MS = 5;
@@ -40,6 +41,7 @@ export class Positions {
   #timer: NodeJS.Timeout | undefined;
   /** A tick's slices are still being sent. */
   #sending = false;
+  /** The timer of the tick's next step, while it has one. */
   #nextStep: NodeJS.Timeout | undefined;
   /** Stopped: slices in flight end. */
   #stopped = false;
