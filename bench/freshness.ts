@@ -294,7 +294,7 @@ function positionsTable(runs: readonly (readonly PositionsRow[])[]): string {
   const lines = [
     `Position messages at ${CLIENTS.toLocaleString('en-US')} clients, each on its own \`orders:acct-N\` stream (≤ 5 open orders each), ${RATE.toLocaleString('en-US')} \`order:updated\` events/s round-robin (1 per client per second); medians of ${runs.length} run(s), each run's value in brackets:`,
     '',
-    '| `--position-interval-ms` | server CPU | Δ CPU vs off (positions\' share) | positions sent/s | checksums/s | checksum CPU (metric) | frames sent/s | events delivered/s | event latency p99 ms | max ms | seq / offset errors |',
+    '| `--position-interval-ms` | server CPU | Δ CPU vs off (positions\' share) | positions sent/s | checksums/s | checksum time (metric) | frames sent/s | events delivered/s | event latency p99 ms | max ms | seq / offset errors |',
     '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const intervalMs of INTERVALS) {
